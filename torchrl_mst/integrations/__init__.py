@@ -1,0 +1,1 @@
+"""torchrl_mst.integrations."""
