@@ -168,6 +168,8 @@ def test_labels_come_from_config_then_recipe_then_directory_name(tmp_path):
     b = make_run(tmp_path, "b", evals=[(0, 1.0)], config={"train": {"recipe": "mst"}})
     c = make_run(tmp_path, "c", evals=[(0, 1.0)], config={"label": "x", "recipe": "mst"})
     assert load_run(a).label() == "dog-mst"
+    d = make_run(tmp_path, "cartpole_runs3", evals=[(0, 1.0)])
+    assert load_run(d).label() == "cartpole_runs3"  # "s3" without a separator is no seed
     assert load_run(b).label() == "mst"
     assert load_run(b).config_value("recipe") == "mst"
     assert load_run(c).label() == "x"
@@ -206,6 +208,7 @@ def test_plot_run_writes_curves_png_with_every_panel(tmp_path):
     out = plot_run(run)
     assert out == run / "curves.png"
     assert_valid_png(out)
+    assert out.stat().st_mode & 0o777 == 0o644
     assert no_temp_files(run)
 
 

@@ -103,7 +103,7 @@ class RunData:
                 value = value.get("name")
             if value is not None and not isinstance(value, (dict, list)):
                 return str(value)
-        return re.sub(r"[-_.]?(s|seed)\d+$", "", self.path.name) or self.path.name
+        return re.sub(r"[-_.](s|seed)\d+$", "", self.path.name) or self.path.name
 
     @property
     def metric_columns(self) -> list[str]:
@@ -395,6 +395,7 @@ def _save_atomic(fig: Figure, out_path: Path) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             fig.savefig(f, format=fmt, dpi=_DPI)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a figure is for everyone to read
         os.replace(tmp, out_path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
