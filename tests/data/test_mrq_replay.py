@@ -5,7 +5,11 @@ import torch
 from replay_fixtures import Stream, to_td
 from torchrl.data import LazyTensorStorage
 
-from torchrl_mst.data import MRQReplayBuffer, PrioritizedSubTrajectorySampler, make_mrq_replay_buffer
+from torchrl_mst.data import (
+    MRQReplayBuffer,
+    PrioritizedSubTrajectorySampler,
+    make_mrq_replay_buffer,
+)
 
 
 def filled(capacity=32, horizon=5, batch_size=8, seed=0, episodes=((12, "truncated"), (9, None))):

@@ -207,7 +207,10 @@ class TestPriorities:
         rb.update_tensordict_priority(starts_td)
         starts = starts_td["index"]
         expected = torch.zeros(40, dtype=torch.float64).scatter_reduce(
-            0, starts, torch.tensor([1.5, 2.5, 3.5, 4.5], dtype=torch.float64), "amax",
+            0,
+            starts,
+            torch.tensor([1.5, 2.5, 3.5, 4.5], dtype=torch.float64),
+            "amax",
             include_self=False,
         )
         assert torch.equal(rb.sampler.priority(starts), expected[starts])

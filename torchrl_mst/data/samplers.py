@@ -146,8 +146,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
     ) -> None:
         if isinstance(capacity, bool) or not isinstance(capacity, int) or capacity < 1:
             raise ValueError(
-                f"capacity must be a positive int, got {capacity!r}; pass the storage's "
-                "max_size."
+                f"capacity must be a positive int, got {capacity!r}; pass the storage's max_size."
             )
         if isinstance(horizon, bool) or not isinstance(horizon, int) or not 1 <= horizon:
             raise ValueError(f"horizon must be an int >= 1, got {horizon!r} (MR.Q uses 5).")

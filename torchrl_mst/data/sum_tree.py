@@ -59,9 +59,7 @@ class SumTree:
         self._capacity = capacity
         self._num_leaf_slots = 1 << max(capacity - 1, 0).bit_length()
         self._depth = self._num_leaf_slots.bit_length() - 1
-        self._nodes = torch.zeros(
-            2 * self._num_leaf_slots, dtype=torch.float64, device=device
-        )
+        self._nodes = torch.zeros(2 * self._num_leaf_slots, dtype=torch.float64, device=device)
 
     @property
     def capacity(self) -> int:
@@ -110,9 +108,7 @@ class SumTree:
         index = self._as_index(indices)
         return self._nodes[index + self._num_leaf_slots].reshape(shape)
 
-    def update(
-        self, indices: torch.Tensor | int | list[int], values: torch.Tensor | float
-    ) -> None:
+    def update(self, indices: torch.Tensor | int | list[int], values: torch.Tensor | float) -> None:
         """Set leaves ``indices`` to ``values`` and refresh their ancestors.
 
         Cost: ``O(K log N)`` for ``K`` indices (one gather/scatter per level).
