@@ -13,14 +13,16 @@ def brute_force_find(values: torch.Tensor, masses: torch.Tensor) -> torch.Tensor
     return torch.searchsorted(csum, masses.double(), right=True)
 
 
-@pytest.mark.parametrize("capacity", [1, 2, 3, 37, 64, 100])
-def test_prefix_sum_search_matches_cumsum_search(capacity):
+@pytest.mark.parametrize("branching", [2, 4, 32])
+@pytest.mark.parametrize("capacity", [1, 2, 3, 37, 64, 100, 1500])
+def test_prefix_sum_search_matches_cumsum_search(capacity, branching):
     g = torch.Generator().manual_seed(capacity)
     # Integer leaves keep every partial sum exact, so ties are compared exactly too.
     values = torch.randint(0, 5, (capacity,), generator=g).double()
     values[0] = max(values[0].item(), 1.0)
-    tree = SumTree(capacity)
+    tree = SumTree(capacity, branching=branching)
     tree.update(torch.arange(capacity), values)
+    assert branching**tree.depth >= capacity > branching ** (tree.depth - 1) or tree.depth == 1
     total = int(values.sum())
     assert tree.total == total
     masses = torch.cat([torch.arange(total) + 0.5, torch.arange(total).double()])
@@ -40,10 +42,11 @@ def test_getitem_total_and_last_duplicate_wins():
     assert tree.find_prefix_sum(torch.tensor([0.0, 4.999])).tolist() == [1, 1]
 
 
-def test_incremental_updates_equal_a_fresh_build_bit_for_bit():
+@pytest.mark.parametrize("branching", [2, 8])
+def test_incremental_updates_agree_with_a_fresh_build(branching):
     g = torch.Generator().manual_seed(0)
     capacity = 50
-    tree = SumTree(capacity)
+    tree = SumTree(capacity, branching=branching)
     leaves = torch.zeros(capacity, dtype=torch.float64)
     for _ in range(200):
         k = int(torch.randint(1, 9, (), generator=g))
@@ -52,15 +55,19 @@ def test_incremental_updates_equal_a_fresh_build_bit_for_bit():
         tree.update(idx, val)
         for i, v in zip(idx.tolist(), val.tolist()):
             leaves[i] = v
-    rebuilt = SumTree(capacity)
+    rebuilt = SumTree(capacity, branching=branching)
     rebuilt.build(leaves)
     assert torch.equal(tree.leaves, leaves)
-    assert torch.equal(tree.state_dict()["nodes"], rebuilt.state_dict()["nodes"])
+    assert tree.total == pytest.approx(rebuilt.total, rel=1e-14)
+    assert abs(tree.total - float(leaves.sum())) < 1e-12 * tree.total
+    masses = torch.rand(10_000, generator=g, dtype=torch.float64) * tree.total
+    assert torch.equal(tree.find_prefix_sum(masses), rebuilt.find_prefix_sum(masses))
 
 
-def test_sampling_frequencies_follow_leaf_values():
+@pytest.mark.parametrize("branching", [2, 4])
+def test_sampling_frequencies_follow_leaf_values(branching):
     values = torch.tensor([0.0, 1.0, 2.0, 0.0, 0.5, 4.0, 0.0, 2.5, 1.0, 3.0, 0.0])
-    tree = SumTree(values.numel())
+    tree = SumTree(values.numel(), branching=branching)
     tree.update(torch.arange(values.numel()), values)
     g = torch.Generator().manual_seed(123)
     draws = tree.find_prefix_sum(torch.rand(200_000, generator=g, dtype=torch.float64) * tree.total)
@@ -70,9 +77,10 @@ def test_sampling_frequencies_follow_leaf_values():
     assert stat < chi_square_critical(dof), (stat, dof)
 
 
-def test_masses_at_or_beyond_the_total_never_pick_an_empty_leaf():
+@pytest.mark.parametrize("branching", [2, 32])
+def test_masses_at_or_beyond_the_total_never_pick_an_empty_leaf(branching):
     values = torch.tensor([0.1, 0.2, 0.3, 0.0, 0.0, 0.0, 0.0])  # float sums round
-    tree = SumTree(values.numel())
+    tree = SumTree(values.numel(), branching=branching)
     tree.update(torch.arange(values.numel()), values)
     total = tree.total
     masses = torch.tensor([total, total * (1 - 1e-17), 2 * total, -1.0, 0.6], dtype=torch.float64)
@@ -90,11 +98,15 @@ def test_state_dict_round_trip():
     assert torch.equal(other.find_prefix_sum(masses), tree.find_prefix_sum(masses))
     with pytest.raises(ValueError, match="capacity"):
         SumTree(10).load_state_dict(tree.state_dict())
+    with pytest.raises(ValueError, match="branching"):
+        SumTree(9, branching=4).load_state_dict(tree.state_dict())
 
 
 def test_bad_inputs_raise_clear_errors():
     with pytest.raises(ValueError, match="positive int"):
         SumTree(0)
+    with pytest.raises(ValueError, match="power of two"):
+        SumTree(8, branching=3)
     tree = SumTree(4)
     with pytest.raises(IndexError, match=r"valid leaves are \[0, 3\]"):
         tree.update(torch.tensor([4]), torch.tensor([1.0]))

@@ -339,7 +339,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
             idx = unique
         self._priority[idx] = prio
         self._running_max = max(self._running_max, float(prio.max()))
-        self._tree.update(idx, torch.where(self._eligible[idx], prio, 0.0))
+        self._tree._assign(idx, torch.where(self._eligible[idx], prio, 0.0))
 
     def _check_range(self, idx: torch.Tensor, what: str) -> None:
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self._capacity):
@@ -349,14 +349,20 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
             )
 
     # ------------------------------------------------------- bookkeeping
-    def _rank(self, idx: torch.Tensor) -> torch.Tensor:
-        """Age rank in write order: 0 = oldest stored slot, len-1 = newest."""
-        offset = self._cursor if self._len == self._capacity else 0
-        return (idx - offset) % self._capacity
+    # Bookkeeping works in "rank" space: rank r = age in write order, 0 = oldest stored
+    # slot, len-1 = newest; slot = (r + offset) % N with offset = cursor once full.
+    def _offset(self) -> int:
+        return self._cursor if self._len == self._capacity else 0
+
+    def _rank(self, slot: torch.Tensor) -> torch.Tensor:
+        return (slot - self._offset()) % self._capacity
+
+    def _slot(self, rank: torch.Tensor) -> torch.Tensor:
+        return (rank + self._offset()) % self._capacity
 
     def _flush(self, storage: Storage) -> None:
         """Read the flags of pending slots from ``storage`` and refresh eligibility."""
-        n = self._capacity
+        n, h = self._capacity, self._horizon
         if getattr(storage, "ndim", 1) != 1:
             raise ValueError(
                 f"PrioritizedSubTrajectorySampler needs a flat storage (ndim=1), got "
@@ -376,29 +382,44 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
                     "that the sampler sees every write."
                 )
             return
-        touched = []
+        new = 0
         if self._pending_writes:
-            writes = torch.cat(self._pending_writes)[-n:]
+            writes = torch.cat(self._pending_writes)
+            new = min(writes.numel(), n)
             self._cursor = int(writes[-1] + 1) % n
             self._len = stored
-            touched.append(writes)
-        if self._pending_updates:
-            touched.append(torch.cat(self._pending_updates))
+        updates = torch.cat(self._pending_updates) if self._pending_updates else None
         self._pending_writes, self._pending_updates = [], []
-        changed = torch.unique(torch.cat(touched))
-        changed = changed[self._rank(changed) < self._len]
-        if changed.numel() == 0:
-            return
 
-        rank = self._rank(changed)
-        pred = ((changed - 1) % n)[rank > 0]
-        succ = ((changed + 1) % n)[rank + 1 < self._len]
-        read = torch.unique(torch.cat([changed, pred, succ]))
+        if updates is None:
+            # Only appends (the usual case): the new slots are the newest `new` ranks; the
+            # slot before them gets a successor (its trajectory-id cut may change).
+            first = max(self._len - new - 1, 0)
+            flag_ranks = torch.arange(first, self._len)
+            start_ranks = torch.arange(max(first - h + 1, 0), self._len)
+        else:
+            changed = self._rank(torch.unique(updates))
+            changed = changed[changed < self._len]
+            if new:
+                changed = torch.cat([changed, torch.arange(self._len - new, self._len)])
+            flag_ranks = torch.unique(torch.cat([changed, changed - 1]))
+            flag_ranks = flag_ranks[flag_ranks >= 0]
+            back = (flag_ranks[:, None] - self._offsets).reshape(-1)
+            start_ranks = torch.unique(back[back >= 0])
+        if flag_ranks.numel():
+            self._reflag(storage, flag_ranks)
+            self._refresh_eligibility(start_ranks)
+
+    def _reflag(self, storage: Storage, ranks: torch.Tensor) -> None:
+        """Recompute ``terminated`` and ``cut`` at ``ranks`` (sorted, unique) from storage."""
+        succ = ranks + 1
+        succ = succ[succ < self._len]
+        read = torch.unique(torch.cat([ranks, succ]))
+        slots = self._slot(read)
         storage_device = getattr(storage, "device", None)
-        read_at = read
         if storage_device not in (None, "auto"):
-            read_at = read.to(storage_device)
-        rows = storage[read_at]
+            slots = slots.to(storage_device)
+        rows = storage[slots]
         terminated = _flag(rows, self.terminated_key)
         if terminated is None:
             raise KeyError(
@@ -413,43 +434,27 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
                 f"{self.done_key!r}: episode cuts cannot be found; pass truncated_key= or "
                 "done_key=."
             )
-        own_cut = torch.zeros_like(terminated)
-        if truncated is not None:
-            own_cut |= truncated
+        cut = truncated if truncated is not None else torch.zeros_like(terminated)
         if done is not None:
-            own_cut |= done
-        traj = None
-        if self.traj_key is not None:
-            traj = rows.get(self.traj_key, None)
-            if traj is not None:
-                traj = traj.reshape(traj.shape[0], -1)[:, 0].cpu()
-
-        # Flags of the changed slots and of their predecessors (whose cut depends on
-        # the trajectory id of the slot that now follows them).
-        flagged = torch.unique(torch.cat([changed, pred]))
-        at = torch.searchsorted(read, flagged)
-        term = terminated[at]
-        cut = own_cut[at]
+            cut = cut | done
+        at = torch.searchsorted(read, ranks)
+        term, cut = terminated[at], cut[at]
+        traj = rows.get(self.traj_key, None) if self.traj_key is not None else None
         if traj is not None:
-            has_succ = self._rank(flagged) + 1 < self._len
-            succ_at = torch.searchsorted(read, (flagged[has_succ] + 1) % n)
-            brk = torch.zeros_like(cut)
-            brk[has_succ] = traj[at[has_succ]] != traj[succ_at]
-            cut |= brk
-        self._terminated[flagged] = term
-        self._cut[flagged] = cut & ~term
+            # A change of trajectory id to the next stored transition is a cut too.
+            traj = traj.reshape(traj.shape[0], -1)[:, 0].cpu()
+            has_succ = ranks + 1 < self._len
+            succ_at = torch.searchsorted(read, ranks[has_succ] + 1)
+            cut[has_succ] |= traj[at[has_succ]] != traj[succ_at]
+        slots = self._slot(ranks)
+        self._terminated[slots] = term
+        self._cut[slots] = cut & ~term
 
-        # Every start whose window contains a re-flagged slot.
-        back = (flagged[:, None] - self._offsets) % n
-        valid = self._rank(flagged)[:, None] - self._offsets >= 0
-        starts = torch.unique(back[valid])
-        self._refresh_eligibility(starts)
-
-    def _window_valid(self, starts: torch.Tensor) -> torch.Tensor:
-        """Eligibility of ``starts`` from the current flags, cursor and length."""
-        h, n = self._horizon, self._capacity
-        pos = (starts[:, None] + self._offsets) % n
-        written = self._rank(starts)[:, None] + self._offsets < self._len
+    def _window_valid(self, start_ranks: torch.Tensor) -> torch.Tensor:
+        """Eligibility of the starts at ``start_ranks`` from the flags, cursor and length."""
+        h = self._horizon
+        ranks = start_ranks[:, None] + self._offsets
+        pos = self._slot(ranks)
         term = self._terminated[pos]
         end = term | self._cut[pos]
         has_end = end.any(1)
@@ -458,15 +463,17 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
         early_term = early & term.gather(1, first.clamp(max=h - 1)[:, None]).squeeze(1)
         # Offsets that must be written: up to the early termination, else the whole window.
         last = torch.where(early_term, first, h - 1)
-        return written.gather(1, last[:, None]).squeeze(1) & ~(early & ~early_term)
+        written = start_ranks + last < self._len
+        return written & ~(early & ~early_term)
 
-    def _refresh_eligibility(self, starts: torch.Tensor) -> None:
-        if starts.numel() == 0:
+    def _refresh_eligibility(self, start_ranks: torch.Tensor) -> None:
+        if start_ranks.numel() == 0:
             return
-        new = self._window_valid(starts)
-        self._num_eligible += int(new.sum()) - int(self._eligible[starts].sum())
+        starts = self._slot(start_ranks)
+        new = self._window_valid(start_ranks)
+        self._num_eligible += int((new.long() - self._eligible[starts].long()).sum())
         self._eligible[starts] = new
-        self._tree.update(starts, torch.where(new, self._priority[starts], 0.0))
+        self._tree._assign(starts, torch.where(new, self._priority[starts], 0.0))
 
     # ------------------------------------------------------------ sampling
     def _sampleable_count(self, storage: Storage, batch_size: int) -> int:
