@@ -130,7 +130,10 @@ def make_env(
         base = GymEnv(spec.name, device=device)
         transforms = [DoubleToFloat()]
         action_spec = base.action_spec
-        low, high = getattr(action_spec.space, "low", None), getattr(action_spec.space, "high", None)
+        low, high = (
+            getattr(action_spec.space, "low", None),
+            getattr(action_spec.space, "high", None),
+        )
         if low is not None and (not torch.all(low == -1) or not torch.all(high == 1)):
             from torchrl.envs import ActionScaling
 

@@ -1,1 +1,5 @@
-"""torchrl_mst.trainers."""
+"""MR.Q's training step (:class:`MRQ`), the training loop and checkpoints."""
+
+from torchrl_mst.trainers.mrq import MRQ
+
+__all__ = ["MRQ"]

@@ -1,0 +1,152 @@
+"""End-to-end training: every output written, exact resume, refused run dirs, env names."""
+
+import csv
+import json
+
+import pytest
+import torch
+
+from torchrl_mst.cli import main
+from torchrl_mst.config import TrainConfig
+from torchrl_mst.envs import parse_env_name
+from torchrl_mst.trainers.checkpoint import load_checkpoint
+from torchrl_mst.trainers.loop import parse_scale, train
+
+TINY = dict(
+    scale="0.03125x", batch_size=8, buffer_size=2_000, random_steps=100,
+    target_update_interval=25, rigl_update_interval=20, eval_episodes=1,
+    diagnostics_every=100, eval_every=150,
+)
+
+
+def read_csv(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow
+def test_cli_end_to_end_writes_every_output(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main([
+        "train", "--env", "dmc:cartpole-balance", "--recipe", "mst", "--steps", "300",
+        "--scale", "0.03125x", "--batch-size", "8", "--buffer-size", "2000",
+        "--random-steps", "100", "--target-update-interval", "25",
+        "--rigl-update-interval", "20", "--eval-every", "150", "--eval-episodes", "1",
+        "--diagnostics-every", "100", "--checkpoint-every", "300", "--seed", "3",
+        "--out", str(out), "--quiet",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "final eval return" in printed and "curves.png" in printed
+    for name in ("config.json", "evals.csv", "diagnostics.csv", "curves.png", "checkpoint.pt"):
+        assert (out / name).is_file(), name
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert any((out / "logs").rglob("*.csv"))
+    evals = read_csv(out / "evals.csv")
+    assert [int(r["step"]) for r in evals] == [0, 150, 300]
+    diag = read_csv(out / "diagnostics.csv")
+    assert [int(r["step"]) for r in diag] == [200, 300]
+    for module in ("encoder", "critic", "actor"):
+        assert 1 <= float(diag[-1][f"{module}/stable_rank"]) <= 16
+        assert 0 <= float(diag[-1][f"{module}/dormant_ratio"]) <= 1
+    # MST: RigL critic and static actor at 0.6, dense encoder (no sparsity column).
+    assert float(diag[-1]["critic/sparsity"]) == pytest.approx(0.6, abs=0.01)
+    assert float(diag[-1]["actor/sparsity"]) == pytest.approx(0.6, abs=0.01)
+    assert "encoder/sparsity" not in diag[-1]
+    cfg = TrainConfig.load(out / "config.json")
+    assert cfg.seed == 3 and cfg.recipe == "mst"
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["step"] == 300 and set(ckpt["mrq"]["optimizers"]) == {"encoder", "critic", "actor"}
+
+
+@pytest.mark.slow
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    """Pendulum episodes are 200 steps: checkpoints land at 200 and 400."""
+    cfg = TrainConfig(env="gym:Pendulum-v1", steps=450, checkpoint_every=200, seed=1, **TINY)
+    full = train(cfg, tmp_path / "full", quiet=True)
+    part = train(cfg, tmp_path / "part", quiet=True, stop_after=200)
+    assert part.steps == 200
+    resumed = train(None, tmp_path / "part", resume=True, quiet=True)
+    assert resumed.steps == full.steps == 450
+    a, b = read_csv(tmp_path / "full" / "evals.csv"), read_csv(tmp_path / "part" / "evals.csv")
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "wall_time"} for r in rows]
+    assert strip(a) == strip(b)
+    da = read_csv(tmp_path / "full" / "diagnostics.csv")
+    db = read_csv(tmp_path / "part" / "diagnostics.csv")
+    assert da == db
+    sa = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    sb = load_checkpoint(tmp_path / "part" / "checkpoint.pt")
+    for key, value in sa["loss"].items():
+        assert torch.equal(value, sb["loss"][key]), key
+
+
+def test_run_dir_with_another_config_is_refused(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    TrainConfig(env="gym:Pendulum-v1", seed=0).save(out / "config.json")
+    before = (out / "config.json").read_text()
+    with pytest.raises(FileExistsError, match="different config"):
+        train(TrainConfig(env="gym:Pendulum-v1", seed=1), out, quiet=True)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(TrainConfig(env="gym:Pendulum-v1", seed=0), out, quiet=True)
+    assert (out / "config.json").read_text() == before
+    assert main(["train", "--env", "gym:Pendulum-v1", "--seed", "5", "--out", str(out)]) == 2
+
+
+def test_resume_without_a_run_is_a_clear_error(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "nothing")]) == 2
+    assert "no run there" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError):
+        train(None, tmp_path / "nothing", resume=True)
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("dmc:cartpole-balanse", "Did you mean dmc:cartpole-balance"),
+        ("dmc:dog_run", "Did you mean dmc:dog-run"),
+        ("gym:Pendulum-v9", "Did you mean gym:Pendulum-v1"),
+        ("cartpole-balance", "must look like 'dmc:<domain>-<task>'"),
+        ("atari:Pong", "must look like"),
+    ],
+)
+def test_env_name_errors_list_close_matches(name, match):
+    with pytest.raises(ValueError, match=match):
+        parse_env_name(name)
+
+
+def test_cli_reports_bad_env_without_traceback(tmp_path, capsys):
+    code = main(["train", "--env", "dmc:cartpole-balanse", "--out", str(tmp_path / "x")])
+    assert code == 2
+    assert "Did you mean dmc:cartpole-balance" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(steps=0), "steps must be a positive int"),
+        (dict(recipe="sparse"), "recipe must be 'baseline' or 'mst'"),
+        (dict(logger="mlflow"), "logger must be"),
+        (dict(sparse_stop_fraction=0.0), "sparse_stop_fraction"),
+    ],
+)
+def test_config_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_config_round_trip_and_unknown_fields(tmp_path):
+    cfg = TrainConfig(env="gym:Pendulum-v1", critic="set:0.5", critic_type="6")
+    cfg.save(tmp_path / "c.json")
+    assert TrainConfig.load(tmp_path / "c.json") == cfg
+    data = json.loads((tmp_path / "c.json").read_text()) | {"lr": 1}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"unknown config fields \['lr'\]"):
+        TrainConfig.load(tmp_path / "c.json")
+
+
+def test_scale_strings():
+    assert parse_scale("3x").width_multiplier == 3
+    assert parse_scale("0.25x").widths()["hidden"] == 128
+    with pytest.raises(ValueError, match=r"valid|preset"):
+        parse_scale("big")

@@ -1,0 +1,187 @@
+"""One config object for a training run: saved with the run, reloaded to reproduce it."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PRESETS", "TrainConfig"]
+
+
+def _field(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Each field is a ``torchrl-mst train`` flag."""
+
+    env: str = _field(
+        "dmc:cartpole-balance",
+        "dmc:<domain>-<task> or gym:<id>",
+    )
+    seed: int = _field(
+        0,
+        "seed of the run (evaluation env: seed + 100)",
+    )
+    steps: int = _field(
+        500_000,
+        "agent (environment) steps in total",
+    )
+    recipe: str = _field(
+        "mst",
+        "baseline (MR.Q: dense, types 4/4/3) or mst (dense/RigL/static, types 6/6/5)",
+    )
+    scale: str = _field(
+        "1x",
+        "network scale: 1x, 3x, 5x, xl, or any '<float>x' such as 0.25x",
+    )
+    encoder: str | None = _field(
+        None,
+        "encoder regime override, e.g. dense, static:0.6, rigl:0.6, set:0.6, prune:0.6, grow:0.6",
+    )
+    critic: str | None = _field(
+        None,
+        "critic regime override (same syntax)",
+    )
+    actor: str | None = _field(
+        None,
+        "actor regime override (same syntax)",
+    )
+    encoder_type: str | None = _field(
+        None,
+        "encoder block type override: 1-6, 5post, 6post",
+    )
+    critic_type: str | None = _field(
+        None,
+        "critic block type override",
+    )
+    actor_type: str | None = _field(
+        None,
+        "actor block type override",
+    )
+    device: str = _field(
+        "cpu",
+        "torch device of networks and replay",
+    )
+    batch_size: int = _field(
+        256,
+        "windows per update (MR.Q: 256)",
+    )
+    buffer_size: int = _field(
+        1_000_000,
+        "replay capacity in transitions",
+    )
+    random_steps: int = _field(
+        10_000,
+        "uniform random actions before training starts (MR.Q: 10,000)",
+    )
+    target_update_interval: int = _field(
+        250,
+        "training steps between target copies and encoder bursts (MR.Q: 250)",
+    )
+    rigl_update_interval: int = _field(
+        1000,
+        "optimizer steps between RigL/SET mask updates",
+    )
+    rigl_drop_fraction: float = _field(
+        0.3,
+        "initial RigL/SET drop fraction (cosine-decayed to 0)",
+    )
+    sparse_stop_fraction: float = _field(
+        0.8,
+        "fraction of training after which masks stop changing",
+    )
+    eval_every: int = _field(
+        5_000,
+        "agent steps between evaluations",
+    )
+    eval_episodes: int = _field(
+        10,
+        "episodes per evaluation (deterministic policy)",
+    )
+    diagnostics_every: int = _field(
+        5_000,
+        "agent steps between plasticity diagnostics",
+    )
+    checkpoint_every: int = _field(
+        10_000,
+        "agent steps between checkpoints (taken at the next episode end)",
+    )
+    logger: str = _field(
+        "csv",
+        "extra TorchRL logger: csv, tensorboard or wandb",
+    )
+    label: str | None = _field(
+        None,
+        "label used by `torchrl-mst plot` to group seeds (default: recipe-scale)",
+    )
+
+    def __post_init__(self) -> None:
+        for name in (
+            "steps",
+            "batch_size",
+            "buffer_size",
+            "eval_every",
+            "eval_episodes",
+            "diagnostics_every",
+            "checkpoint_every",
+            "target_update_interval",
+            "rigl_update_interval",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if self.random_steps < 0:
+            raise ValueError(f"random_steps must be >= 0, got {self.random_steps}.")
+        if self.recipe not in ("baseline", "mst"):
+            raise ValueError(f"recipe must be 'baseline' or 'mst', got {self.recipe!r}.")
+        if self.logger not in ("csv", "tensorboard", "wandb"):
+            raise ValueError(f"logger must be csv, tensorboard or wandb, got {self.logger!r}.")
+        if not 0.0 < self.sparse_stop_fraction <= 1.0:
+            raise ValueError(
+                f"sparse_stop_fraction must be in (0, 1], got {self.sparse_stop_fraction}."
+            )
+        if self.label is None:
+            self.label = f"{self.recipe}-{self.scale}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every field."""
+        return dataclasses.asdict(self)
+
+    def save(self, path: str | Path) -> None:
+        """Write the config as JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        """Read a config written by :meth:`save`; unknown fields are an error."""
+        data = json.loads(Path(path).read_text())
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown config fields {unknown}; valid: {sorted(names)}.")
+        return cls(**data)
+
+
+#: Named configs for ``torchrl-mst train --preset NAME`` (flags given too override them).
+PRESETS: dict[str, dict[str, Any]] = {
+    # A few minutes on a 2-core CPU: a small MST network learns cartpole-balance.
+    "quick": dict(
+        env="dmc:cartpole-balance",
+        recipe="mst",
+        scale="0.125x",
+        steps=12_000,
+        random_steps=1_000,
+        batch_size=64,
+        buffer_size=100_000,
+        eval_every=2_000,
+        eval_episodes=5,
+        diagnostics_every=2_000,
+        checkpoint_every=4_000,
+        rigl_update_interval=500,
+    ),
+}
