@@ -105,6 +105,18 @@ class TestEligibility:
         traj = rb.sample()["collector", "traj_ids"]
         assert (traj == traj[:, :1]).all()
 
+    def test_in_place_edit_is_seen_after_mark_update(self):
+        rb, stream = layout_buffer()
+        row = rb[2]
+        row["next", "truncated"] = torch.ones(1, dtype=torch.bool)
+        row["next", "done"] = torch.ones(1, dtype=torch.bool)
+        rb[2] = row
+        stream.steps[2].truncated = True
+        rb.mark_update(torch.tensor([2]))
+        eligible = rb.sampler.eligible(rb.storage)
+        assert torch.equal(eligible, brute_force_eligible(stream.steps, 40, H))
+        assert eligible[:8].nonzero().squeeze(-1).tolist() == [3]  # 0..2 now cross a cut
+
 
 class TestSamplingLaw:
     def test_start_frequencies_are_proportional_to_priority_over_eligible_starts(self):

@@ -1,10 +1,10 @@
 """Replay for MR.Q: a pure-torch sum tree, a LAP sub-trajectory sampler, the buffer.
 
-* :class:`SumTree`: vectorised float64 sum tree, ``O(log N)`` per update and per draw.
-* :class:`PrioritizedSubTrajectorySampler`: a TorchRL ``Sampler`` drawing ``[B, H]``
+* ``SumTree``: vectorised float64 sum tree, ``O(log N)`` per update and per draw.
+* ``PrioritizedSubTrajectorySampler``: a TorchRL ``Sampler`` drawing ``[B, H]``
   windows whose starts are LAP-prioritized and never cross a truncation or the write
   cursor.
-* :class:`MRQReplayBuffer` / :func:`make_mrq_replay_buffer`: the
+* ``MRQReplayBuffer`` / ``make_mrq_replay_buffer``: the
   ``TensorDictReplayBuffer`` MR.Q trains from.
 """
 

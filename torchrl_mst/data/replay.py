@@ -18,13 +18,11 @@ __all__ = ["MRQReplayBuffer", "make_mrq_replay_buffer"]
 class MRQReplayBuffer(TensorDictReplayBuffer):
     r"""Replay buffer of MR.Q (arXiv 2501.16142): LAP-prioritized sub-trajectories.
 
-    A :class:`~torchrl.data.TensorDictReplayBuffer` over a
-    :class:`~torchrl.data.LazyTensorStorage` with a
-    :class:`~torchrl_mst.data.PrioritizedSubTrajectorySampler`. One buffer serves both of
-    MR.Q's horizons: it returns windows of ``H = horizon`` (5) steps; the value update
-    uses their first 3 steps.
+    A ``TensorDictReplayBuffer`` over a ``LazyTensorStorage`` with a
+    ``PrioritizedSubTrajectorySampler``. One buffer serves both of MR.Q's horizons: it
+    returns windows of ``H = horizon`` (5) steps; the value update uses their first 3.
 
-    **Writing.** :meth:`extend` takes a flat ``[N]`` TensorDict of transitions as a TorchRL
+    **Writing.** ``extend`` takes a flat ``[N]`` TensorDict of transitions as a TorchRL
     collector yields them (``observation``, ``action``, ``("next", "observation")``,
     ``("next", "reward")`` ``[N, 1]``, ``("next", "terminated")``,
     ``("next", "truncated")``, ``("next", "done")`` ``[N, 1]`` bool, and whatever else
@@ -32,7 +30,7 @@ class MRQReplayBuffer(TensorDictReplayBuffer):
     flattened first (``td.reshape(-1)``); its ``("collector", "traj_ids")`` keep windows
     inside one environment.
 
-    **Sampling.** :meth:`sample` returns a TensorDict of batch size ``[B, H]``, rows in
+    **Sampling.** ``sample`` returns a TensorDict of batch size ``[B, H]``, rows in
     time order, with every stored entry plus
 
     * ``"index"`` ``[B, H]`` int64: storage slots; ``index[:, 0]`` is the window's start,
@@ -43,33 +41,44 @@ class MRQReplayBuffer(TensorDictReplayBuffer):
     repeated (so ``("next", "terminated")`` and ``("next", "done")`` are ``True``) with
     ``("next", "reward")`` set to 0. Start ``s`` is drawn with probability
     ``p_s / sum_j p_j`` over eligible starts (windows never cross a truncation or the
-    write cursor; see :class:`~torchrl_mst.data.PrioritizedSubTrajectorySampler`).
+    write cursor; see ``PrioritizedSubTrajectorySampler``).
 
-    **Priorities.** :meth:`update_tensordict_priority` reads ``td_error`` (``[B]`` or
-    ``[B, 1]``, already LAP-transformed: ``max(|delta|, 1) ** 0.4``) and the sampled
-    ``"index"``, and writes one priority per window to its start index; new transitions get
-    the running maximum priority. :meth:`update_priority` ``(index, priority)`` is the
-    low-level form.
+    **Priorities.** One priority per window, already LAP-transformed
+    (``max(|delta|, 1) ** 0.4``), stored as given at the window's START index; new
+    transitions get the running maximum priority. Three equivalent ways to write them:
+
+    * ``update_tensordict_priority`` on the sampled ``[B, H]`` batch carrying
+      ``td_error`` of shape ``[B, H]`` (the window's value repeated over ``H``, as
+      ``MRQLoss`` writes it; TorchRL reduces it with a max over ``H`` and takes
+      ``index[:, 0]``);
+    * ``update_tensordict_priority`` on ``batch[:, 0]`` carrying ``td_error`` ``[B]``
+      or ``[B, 1]``;
+    * ``update_priority`` ``(batch["index"][:, 0], priority)`` with ``priority`` ``[B]``.
+
+    A ``[B, H]`` TensorDict cannot hold a ``[B]`` entry, hence the repetition.
 
     Args:
         capacity: number of transitions kept (ring buffer). MR.Q: ``1_000_000``.
 
     Keyword Args:
         horizon: window length ``H``. MR.Q: 5.
-        batch_size: windows per :meth:`sample` (``B``). MR.Q: 256.
+        batch_size: windows per ``sample`` (``B``). MR.Q: 256.
         device: device of the storage (the sampler's bookkeeping stays on the CPU).
         seed: seed of the buffer's ``torch.Generator``. ``None`` draws one from torch's
             global RNG, so ``torch.manual_seed`` still makes runs reproducible. The
-            generator state is part of :meth:`state_dict`.
+            generator state is part of ``state_dict``.
         storage: a TorchRL storage with ``ndim=1`` and ``max_size == capacity`` to use
             instead of ``LazyTensorStorage(capacity, device=device)`` (e.g. a
             ``LazyMemmapStorage``).
         initial_priority: running maximum priority before any update.
-        reward_key: reward entry (zeroed on padding, averaged by :meth:`reward_abs_mean`).
-        terminated_key, truncated_key, done_key, traj_key: episode entries, see
-            :class:`~torchrl_mst.data.PrioritizedSubTrajectorySampler`.
-        priority_key: entry read by :meth:`update_tensordict_priority`.
-        **kwargs: forwarded to :class:`~torchrl.data.TensorDictReplayBuffer`
+        reward_key: reward entry (zeroed on padding, averaged by ``reward_abs_mean``).
+        terminated_key: termination flag (windows may run past it, padded).
+        truncated_key: truncation flag (windows never cross it); ``None`` to ignore.
+        done_key: done flag (``done`` without ``terminated`` is a truncation); ``None`` to
+            ignore.
+        traj_key: trajectory ids (a change of id is a truncation); ``None`` to ignore.
+        priority_key: entry read by ``update_tensordict_priority``.
+        **kwargs: forwarded to ``TensorDictReplayBuffer``
             (``transform``, ``pin_memory``, ...; not ``sampler`` or ``generator``).
 
     Examples:
@@ -86,8 +95,10 @@ class MRQReplayBuffer(TensorDictReplayBuffer):
         >>> batch = rb.sample()
         >>> batch.batch_size
         torch.Size([4, 5])
-        >>> batch["td_error"] = torch.full((4,), 2.0)
+        >>> batch["td_error"] = torch.full((4, 5), 2.0)  # one value per window, over H
         >>> rb.update_tensordict_priority(batch)
+        >>> rb.sampler.priority(batch["index"][:, 0]).tolist()
+        [2.0, 2.0, 2.0, 2.0]
     """
 
     def __init__(
@@ -204,7 +215,7 @@ class MRQReplayBuffer(TensorDictReplayBuffer):
         return out
 
     def reward_abs_mean(self) -> float:
-        r"""Mean absolute reward over every stored transition: :math:`\frac1N\sum_i |r_i|`.
+        r"""Mean absolute reward over every stored transition: $\frac1N\sum_i |r_i|$.
 
         MR.Q sets ``reward_scale`` to this (floored at 1e-8 by the caller) every 250
         training steps. Reads only the reward column: ``O(N)``, about a millisecond at
@@ -233,7 +244,7 @@ class MRQReplayBuffer(TensorDictReplayBuffer):
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`; the next :meth:`sample` continues identically."""
+        """Restore a ``state_dict``; the next ``sample`` continues identically."""
         super().load_state_dict(state_dict)
         self._terminal_seen = bool(state_dict["_mrq"]["terminal_seen"])
 
@@ -247,7 +258,7 @@ def make_mrq_replay_buffer(
     seed: int | None = None,
     **kwargs: Any,
 ) -> MRQReplayBuffer:
-    """Build MR.Q's replay buffer with its defaults; see :class:`MRQReplayBuffer`.
+    """Build MR.Q's replay buffer with its defaults; see ``MRQReplayBuffer``.
 
     Args:
         capacity: number of transitions kept (MR.Q: 1e6).
@@ -257,10 +268,10 @@ def make_mrq_replay_buffer(
         batch_size: windows per sample (MR.Q: 256).
         device: storage device.
         seed: generator seed (``None``: drawn from torch's global RNG).
-        **kwargs: other :class:`MRQReplayBuffer` options.
+        **kwargs: other ``MRQReplayBuffer`` options.
 
     Returns:
-        An empty :class:`MRQReplayBuffer`.
+        An empty ``MRQReplayBuffer``.
     """
     return MRQReplayBuffer(
         capacity, horizon=horizon, batch_size=batch_size, device=device, seed=seed, **kwargs

@@ -2,10 +2,10 @@
 
 MR.Q samples windows of ``H`` consecutive transitions whose START index is drawn with
 probability proportional to its LAP priority, among the starts whose window is valid
-(see :class:`PrioritizedSubTrajectorySampler` for the exact rule). TorchRL's
+(see ``PrioritizedSubTrajectorySampler`` for the exact rule). TorchRL's
 ``PrioritizedSliceSampler`` would fit, but it needs TorchRL's C++ extension (unavailable
 with the CPU wheel of torch 2.13) and rescans every trajectory on each call; this sampler
-keeps a :class:`~torchrl_mst.data.SumTree` and per-index episode flags up to date
+keeps a ``SumTree`` and per-index episode flags up to date
 incrementally instead, so a draw costs ``O(B log N)`` and a write ``O(H)`` per new
 transition.
 """
@@ -60,16 +60,16 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
     buffer (a TorchRL storage with ``ndim=1`` written round-robin). The start index
     ``s`` of each window is drawn with probability
 
-    .. math::
+    $$
+    P(s) = \frac{p_s \, e_s}{\sum_j p_j \, e_j},
+    $$
 
-        P(s) = \frac{p_s \, e_s}{\sum_j p_j \, e_j},
-
-    where :math:`p_s` is the stored priority of ``s`` and :math:`e_s \in \{0, 1\}` its
+    where $p_s$ is the stored priority of ``s`` and $e_s \in \{0, 1\}$ its
     eligibility. Priorities and eligibility are kept apart, so a start that becomes
     eligible again (its episode continued) recovers its priority.
 
     **Priority convention.** Priorities are stored exactly as given to
-    :meth:`update_priority` (``alpha = 1``, no epsilon, no importance weights): the loss
+    ``update_priority`` (``alpha = 1``, no epsilon, no importance weights): the loss
     writes them already LAP-transformed, ``td_error = max(|delta|, 1) ** 0.4``. A newly
     written transition gets the running maximum of all priorities ever written
     (``initial_priority`` before the first update). When one call holds the same index
@@ -94,18 +94,19 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
     observation, so a window ending on the truncated step reads nothing past the cut).
     After a termination every start stays eligible.
 
-    **Output of** :meth:`sample`: ``index`` of shape ``[B, H]`` (``index[:, 0]`` are the
+    **Output of** ``sample``: ``index`` of shape ``[B, H]`` (``index[:, 0]`` are the
     drawn starts) in which offsets past a termination repeat the terminal transition's
     index, and ``info = {"validity_mask": mask}`` with ``mask`` ``[B, H]``, ``False`` on
     those padding steps. A ``TensorDictReplayBuffer`` turns them into a ``[B, H]``
-    TensorDict; :class:`~torchrl_mst.data.MRQReplayBuffer` also zeroes the padded rewards.
+    TensorDict; ``MRQReplayBuffer`` also zeroes the padded rewards.
 
     **Bookkeeping.** ``extend``/``add`` only queue the written indices; the next
-    :meth:`sample` reads the episode flags of those rows (and their neighbours) from the
+    ``sample`` reads the episode flags of those rows (and their neighbours) from the
     storage and refreshes the eligibility of the ``O(H)`` starts whose windows touch
-    them. Nothing scans the whole buffer after a write or per draw. The sampler's own
-    tensors live on the CPU (about 12 bytes per slot plus the tree's 16); indices go to
-    the storage's device when the buffer reads it.
+    them. Nothing scans the whole buffer after a write or per draw. In-place edits of
+    stored rows (``rb[idx] = ...``) bypass the sampler: call ``rb.mark_update(idx)``. The
+    sampler's tensors live on the CPU (about 19 bytes per slot, tree included); indices go
+    to the storage's device when the buffer reads it.
 
     Args:
         capacity: number of slots; must equal the storage's ``max_size``.
@@ -196,7 +197,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
 
     @property
     def max_size(self) -> int:
-        """Alias of :attr:`capacity` (TorchRL's name)."""
+        """Alias of ``capacity`` (TorchRL's name)."""
         return self._capacity
 
     @property
@@ -240,7 +241,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
 
     @property
     def num_eligible(self) -> int:
-        """Number of eligible start indices (as of the last :meth:`sample`)."""
+        """Number of eligible start indices (as of the last ``sample``)."""
         return self._num_eligible
 
     def priority(self, index: torch.Tensor | int | list[int]) -> torch.Tensor:
@@ -270,7 +271,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
 
     # -------------------------------------------------------------- writes
     def add(self, index: int | torch.Tensor) -> None:
-        """Register one written slot (see :meth:`extend`)."""
+        """Register one written slot (see ``extend``)."""
         self.extend(torch.as_tensor(index).reshape(1))
 
     def extend(self, index: torch.Tensor) -> None:
@@ -278,7 +279,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
 
         New transitions get the running maximum priority now; their episode flags and
         the eligibility of the starts around them are refreshed at the next
-        :meth:`sample`.
+        ``sample``.
         """
         idx = _flat_index(index, what="extend")
         if idx.numel() == 0:
@@ -537,7 +538,7 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict` (same capacity and horizon required)."""
+        """Restore a ``state_dict`` (same capacity and horizon required)."""
         if state_dict.get("version") != _STATE_VERSION:
             raise ValueError(
                 f"unknown sampler state version {state_dict.get('version')!r}, expected "
@@ -567,13 +568,13 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
             self._rng.set_state(state_dict["rng_state"])
 
     def dumps(self, path: str | Path) -> None:
-        """Save :meth:`state_dict` under the directory ``path``."""
+        """Save ``state_dict`` under the directory ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         torch.save(self.state_dict(), path / _STATE_FILE)
 
     def loads(self, path: str | Path) -> None:
-        """Load what :meth:`dumps` saved under ``path``."""
+        """Load what ``dumps`` saved under ``path``."""
         self.load_state_dict(torch.load(Path(path) / _STATE_FILE, weights_only=True))
 
     def __repr__(self) -> str:

@@ -1,8 +1,8 @@
 """A vectorised sum tree in plain torch.
 
 TorchRL's segment trees live in its C++ extension, which does not load with the CPU
-wheel of torch 2.13 (see ``shared/notes/torchrl-0.14.md``). :class:`SumTree` is the
-replacement used by :class:`~torchrl_mst.data.PrioritizedSubTrajectorySampler`: every
+wheel of torch 2.13 (see ``shared/notes/torchrl-0.14.md``). ``SumTree`` is the
+replacement used by ``PrioritizedSubTrajectorySampler``: every
 operation works on a whole batch of indices or masses at once, with a handful of tensor
 operations per tree level, so ``B`` queries over ``N`` leaves cost ``O(B k log_k N)``
 element work in ``O(log_k N)`` tensor calls, independent of the priorities' values.
@@ -30,10 +30,10 @@ class SumTree:
     tensor calls, at 4 for a million leaves; eager torch on a CPU is dominated by the
     per-call overhead, not by the ``k`` values read per level.
 
-    Sampling: :meth:`find_prefix_sum` maps a mass :math:`m \in [0, \text{total})` to the
-    leaf :math:`i` with :math:`c_{i-1} \le m < c_i`, where :math:`c_i = \sum_{j \le i} v_j`.
-    With :math:`m = u \cdot \text{total}`, :math:`u \sim U[0, 1)`, leaf :math:`i` is drawn
-    with probability :math:`v_i / \sum_j v_j`; a leaf with value ``0`` is never returned.
+    Sampling: ``find_prefix_sum`` maps a mass $m \in [0, \text{total})$ to the
+    leaf $i$ with $c_{i-1} \le m < c_i$, where $c_i = \sum_{j \le i} v_j$.
+    With $m = u \cdot \text{total}$, $u \sim U[0, 1)$, leaf $i$ is drawn
+    with probability $v_i / \sum_j v_j$; a leaf with value ``0`` is never returned.
 
     Args:
         capacity: number of leaves ``N`` (``>= 1``).
@@ -170,7 +170,7 @@ class SumTree:
         self._assign(index, value)
 
     def _assign(self, index: torch.Tensor, value: torch.Tensor) -> None:
-        """:meth:`update` without checks: ``index`` unique int64 leaves, ``value`` float64."""
+        """``update`` without checks: ``index`` unique int64 leaves, ``value`` float64."""
         self._levels[0][index] = value
         node = index
         for d in range(self._depth):
@@ -249,7 +249,7 @@ class SumTree:
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` saved (same capacity and branching)."""
+        """Restore what ``state_dict`` saved (same capacity and branching)."""
         for name, mine in (("capacity", self._capacity), ("branching", self._k)):
             if state_dict[name] != mine:
                 raise ValueError(
