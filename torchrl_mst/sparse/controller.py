@@ -715,6 +715,7 @@ class SparseController:
                 e.counts = list(info["counts"])
                 e.schedule_base = list(info["schedule_base"])
             self._step = int(state_dict["step"])
+            self.seed = int(state_dict["seed"])  # generators of devices not used yet derive from it
             self._num_updates = int(state_dict["num_updates"])
             self._generators = {}
             for name, gen_state in state_dict["generators"].items():
