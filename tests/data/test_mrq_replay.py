@@ -121,3 +121,41 @@ def test_batched_collector_output_must_be_flattened():
     rb = make_mrq_replay_buffer(10, horizon=2, batch_size=2, seed=0)
     with pytest.raises(ValueError, match=r"reshape\(-1\)"):
         rb.extend(td)
+
+
+def test_windows_from_a_real_collector_stay_inside_episodes():
+    from replay_fixtures import Step, brute_force_eligible
+    from torchrl.collectors import Collector
+    from torchrl.envs import GymEnv, InitTracker, StepCounter, TransformedEnv
+    from torchrl.envs.utils import RandomPolicy
+
+    env = TransformedEnv(GymEnv("Pendulum-v1"), StepCounter(max_steps=13))
+    env.append_transform(InitTracker())
+    env.set_seed(0)
+    collector = Collector(env, RandomPolicy(env.action_spec), frames_per_batch=17, total_frames=170)
+    rb = make_mrq_replay_buffer(60, horizon=5, batch_size=64, seed=0)
+    steps = []
+    try:
+        for data in collector:
+            rb.extend(data.reshape(-1))
+            for row in data.reshape(-1).unbind(0):
+                steps.append(
+                    Step(
+                        t=len(steps),
+                        traj=int(row["collector", "traj_ids"]),
+                        pos=int(row["step_count"]),
+                        terminated=bool(row["next", "terminated"]),
+                        truncated=bool(row["next", "truncated"]),
+                        reward=float(row["next", "reward"]),
+                    )
+                )
+            expected = brute_force_eligible(steps, 60, 5)
+            assert torch.equal(rb.sampler.eligible(rb.storage), expected)
+    finally:
+        collector.shutdown()
+    assert sum(s.truncated for s in steps) >= 10  # 13-step episodes over 170 frames
+    batch = rb.sample()
+    traj, count = batch["collector", "traj_ids"], batch["step_count"].squeeze(-1)
+    assert (traj == traj[:, :1]).all()
+    assert torch.equal(count, count[:, :1] + torch.arange(5))
+    assert not batch["next", "truncated"][:, :-1].any()
