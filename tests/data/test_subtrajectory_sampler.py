@@ -122,6 +122,7 @@ class TestSamplingLaw:
     def test_start_frequencies_are_proportional_to_priority_over_eligible_starts(self):
         capacity = 40
         rb, _ = layout_buffer(capacity, batch_size=256, seed=1)
+        rb.sample()  # writes processed first: the priorities below go straight to the tree
         g = torch.Generator().manual_seed(5)
         priority = 1 + 4 * torch.rand(capacity, generator=g, dtype=torch.float64)
         rb.update_priority(torch.arange(capacity), priority)
