@@ -77,6 +77,28 @@ def test_adamw_with_weight_decay_keeps_masked_entries_exactly_zero(mask_grads):
     assert torch.count_nonzero(w) == int(ctl.masks["blocks.0.linear.weight"].sum())
 
 
+@pytest.mark.parametrize("state_masking", ["auto", "always"])
+def test_adamax_state_with_both_state_masking_modes(state_masking):
+    # Adamax's exp_inf becomes eps on a zero gradient: "auto" keeps the weights at 0 (the
+    # update is 0 / eps), "always" also keeps the state at 0.
+    net = ToyMLP()
+    opt = torch.optim.Adamax(net.parameters(), lr=1e-2)
+    ctl = sparsify(net, StaticSparse(0.6), opt, seed=0, state_masking=state_masking)
+    train_steps(net, opt, ctl, 5)
+    checked = 0
+    for name, mask in ctl.masks.items():
+        if bool(mask.all()):  # ER made this layer dense
+            continue
+        w = net.get_parameter(name)
+        assert torch.count_nonzero(w.detach()[~mask]) == 0
+        exp_inf = opt.state[w]["exp_inf"][~mask]
+        assert (torch.count_nonzero(exp_inf) == 0) == (state_masking == "always")
+        checked += 1
+    assert checked > 0
+    with pytest.raises(ValueError, match="state_masking"):
+        sparsify(ToyMLP(), StaticSparse(), state_masking="never")
+
+
 def test_sgd_momentum_state_is_masked():
     net = ToyMLP()
     opt = torch.optim.SGD(net.parameters(), lr=1e-2, momentum=0.9, weight_decay=1e-3)

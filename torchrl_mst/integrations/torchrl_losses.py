@@ -14,9 +14,11 @@ the loss's containers:
 * the boolean masks are buffers of a child module ``loss.sparse_masks`` (so
   ``loss.state_dict()``, ``deepcopy(loss)`` and ``loss.to(device)`` carry them), named
   ``<net>__<layer path>__weight``;
-* ``loss.target_<net>_params`` (when it is a real target copy) is tied to the masks: every
-  ``controller.step()`` re-masks it, so after ``SoftUpdate``/``HardUpdate`` the pruned
-  entries of the targets are exactly 0 (call the updater after ``controller.step()``).
+* ``loss.target_<net>_params`` (when it is a real target copy) is tied to the masks: it is
+  masked now and at every topology update; in between, the live weights are exactly 0 at
+  masked positions, so ``SoftUpdate``'s ``lerp`` and ``HardUpdate``'s copy keep the
+  targets' pruned entries exactly 0 (whether the updater runs before or after
+  ``controller.step()``).
 
 Shared parameters (an actor that is the same object in the module and the loss, as in
 ``TD3Loss``) are handled the same way: the mask is applied to the shared tensor.
@@ -68,6 +70,7 @@ def sparsify_loss(
     optimizer: torch.optim.Optimizer | None = None,
     *,
     seed: int | None = None,
+    state_masking: str = "auto",
 ) -> SparseController:
     """Apply regimes to the networks of a TorchRL loss module (masks on the loss's params).
 
@@ -80,6 +83,8 @@ def sparsify_loss(
             ``loss.<net>_params``), or ``None``. Networks trained by different optimizers
             need separate calls (one controller per optimizer).
         seed: seed of the controller's generators.
+        state_masking: ``"auto"`` or ``"always"``, see
+            :class:`~torchrl_mst.sparse.SparseController`.
 
     Returns:
         A :class:`~torchrl_mst.sparse.SparseController` whose tensor names are
@@ -175,4 +180,4 @@ def sparsify_loss(
                     )
                 )
         groups.append((name, regime, specs))
-    return SparseController(groups, optimizer, seed=seed)
+    return SparseController(groups, optimizer, seed=seed, state_masking=state_masking)

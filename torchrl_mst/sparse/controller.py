@@ -83,7 +83,8 @@ class SparseParam:
             stacked ``[K, out, in]`` critic parameters): each member gets its own ER count and
             its own drop/grow.
         targets: tensors (or zero-argument callables returning them) that must share the mask,
-            e.g. target-network copies; they are re-masked on every ``step()``.
+            e.g. target-network copies; they are masked when tied and at every topology update
+            (every step with ``state_masking="always"``).
     """
 
     name: str
@@ -235,7 +236,7 @@ def _mul_masks_(tensors: list[torch.Tensor], masks: list[torch.Tensor]) -> None:
 
 
 class SparseController:
-    """State and per-step logic of one or more sparse regimes sharing one optimizer.
+    r"""State and per-step logic of one or more sparse regimes sharing one optimizer.
 
     Built by :func:`sparsify` (or :func:`torchrl_mst.integrations.sparsify_loss`); see the
     module docstring for the call order. One controller = one step counter: give modules
@@ -247,6 +248,15 @@ class SparseController:
             masked or reset; fine for plain SGD without momentum).
         seed: seed of the controller's own generators (masks, tie-breaking, SET growth).
             ``None`` draws one from the global torch RNG (so ``torch.manual_seed`` fixes it).
+        state_masking: when :meth:`step` multiplies the optimizer state and the tied targets
+            by the masks. ``"auto"`` (default): on topology-update steps, and on every step
+            whose gradients were not masked by :meth:`mask_gradients`; the weights are
+            re-masked on every step regardless. With masked gradients, every
+            ``torch.optim`` optimizer keeps exact zeros at masked positions by itself
+            (Adam/AdamW: :math:`m = \beta_1 0 + (1-\beta_1) 0`, decoupled decay of 0 is 0), so
+            the skipped passes are no-ops; skipping them halves the controller's cost.
+            ``"always"``: every step (insurance for custom optimizers whose state can leave
+            0 on a zero gradient, e.g. Adamax's ``exp_inf`` becomes ``eps``).
     """
 
     def __init__(
@@ -255,7 +265,14 @@ class SparseController:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         seed: int | None = None,
+        state_masking: str = "auto",
     ) -> None:
+        if state_masking not in ("auto", "always"):
+            raise ValueError(
+                f"Unknown state_masking={state_masking!r}; valid values are ['auto', 'always']."
+            )
+        self.state_masking = state_masking
+        self._grads_masked_for = -1
         self.optimizer = optimizer
         if seed is None:
             seed = int(torch.randint(0, 2**62, (1,)).item())
@@ -413,11 +430,14 @@ class SparseController:
         return {e.name: list(e.counts) for e in self._entries()}
 
     def tie_targets(self, targets: nn.Module | Mapping[str, TargetLike]) -> None:
-        r"""Make target-network tensors share the masks (re-masked on every :meth:`step`).
+        r"""Make target-network tensors share the masks.
 
-        A hard copy of a masked network copies its zeros; a soft (Polyak) update
-        :math:`\\theta' \\leftarrow \\tau\\theta + (1-\\tau)\\theta'` keeps masked entries exactly
-        0 only if the target is already 0 there, which a topology update breaks; tying fixes it.
+        A hard copy of a masked network copies its zeros, and a soft (Polyak) update
+        :math:`\theta' \leftarrow \tau\theta + (1-\tau)\theta'` keeps masked entries exactly 0
+        as long as the target is already 0 there; a topology update (or a target that was
+        copied before sparsifying) breaks that. Tied targets are masked now and at every
+        topology update (every step with ``state_masking="always"`` or when gradients were not
+        masked), so their masked entries stay exactly 0 through any number of updates.
 
         Args:
             targets: a module with the same parameter names as the sparsified one (e.g. its
@@ -463,6 +483,7 @@ class SparseController:
         weights (``step`` re-masks them) but required for correct gradient-norm clipping.
         """
         t_next = self._step + 1
+        self._grads_masked_for = t_next
         self._stash = {}
         grads: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
@@ -484,9 +505,10 @@ class SparseController:
     def step(self) -> UpdateStats | None:
         """Advance one optimizer step: topology updates due now, then re-masking.
 
-        Call right after ``optimizer.step()``. Re-masks the weights, all parameter-shaped
-        optimizer state and the tied targets. On update steps, drops and grows per the
-        regimes and returns the :class:`UpdateStats` (also kept in :attr:`last_update`).
+        Call right after ``optimizer.step()``. Re-masks the weights, and (see
+        ``state_masking``) all parameter-shaped optimizer state and the tied targets. On update
+        steps, drops and grows per the regimes and returns the :class:`UpdateStats` (also kept
+        in :attr:`last_update`).
 
         Returns:
             The update statistics on steps with a topology update, else ``None``.
@@ -499,7 +521,8 @@ class SparseController:
             for group in self._groups:
                 if group.is_update_step(t):
                     self._update_group(group, t, layers, drop_fractions)
-            self._apply_masks()
+            full = self.state_masking == "always" or bool(layers) or self._grads_masked_for != t
+            self._apply_masks(everything=full)
         self._stash = {}
         if not layers:
             return None
@@ -516,7 +539,7 @@ class SparseController:
         self._apply_masks()
 
     # ------------------------------------------------------------------ internals
-    def _apply_masks(self) -> None:
+    def _apply_masks(self, everything: bool = True) -> None:
         tensors: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
         for e in self._entries():
@@ -525,6 +548,8 @@ class SparseController:
             mask = e.mask
             tensors.append(e.param.detach())
             masks.append(mask)
+            if not everything:
+                continue
             if self.optimizer is not None:
                 for s in param_shaped_state(self.optimizer, e.param):
                     tensors.append(s)
@@ -723,6 +748,7 @@ class SparseController:
                 gen.set_state(gen_state)
                 self._generators[name] = gen
             self._stash = {}
+            self._grads_masked_for = -1
             self._apply_masks()
 
     def __repr__(self) -> str:
@@ -757,6 +783,7 @@ def sparsify(
     optimizer: torch.optim.Optimizer | None = None,
     *,
     seed: int | None = None,
+    state_masking: str = "auto",
 ) -> SparseController:
     """Apply a training regime to a module in place and return its controller.
 
@@ -773,6 +800,7 @@ def sparsify(
         optimizer: the optimizer that trains the module (its state is masked and reset), or
             ``None``.
         seed: seed of the controller's generators (see :class:`SparseController`).
+        state_masking: ``"auto"`` or ``"always"`` (see :class:`SparseController`).
 
     Returns:
         The :class:`SparseController`. Names in ``controller.masks`` are parameter names
@@ -829,4 +857,4 @@ def sparsify(
                     )
                 )
         groups.append((key, reg, params))
-    return SparseController(groups, optimizer, seed=seed)
+    return SparseController(groups, optimizer, seed=seed, state_masking=state_masking)
