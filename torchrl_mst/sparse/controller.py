@@ -8,8 +8,8 @@ Usage in a training step (the order matters)::
     ctl.mask_gradients()          # before any clipping; keeps the dense grad on update steps
     clip_grad_norm_(critic.parameters(), 20.0)
     critic_optim.step()
-    ctl.step()                    # re-mask weights and optimizer state; topology updates
-    target_updater.step()         # after ctl.step() (targets are re-masked in ctl.step())
+    ctl.step()                    # topology updates if due; re-mask weights (and state)
+    target_updater.step()         # tied targets keep exact zeros (see tie_targets)
 
 Design (see ``docs/concepts/sparsity.md``):
 
@@ -19,9 +19,11 @@ Design (see ``docs/concepts/sparsity.md``):
   so compiled graphs and state dicts see them);
 * ``mask_gradients`` multiplies the gradients by the masks (one fused pass); on steps where
   a topology update will follow, it first keeps a copy of the dense gradients for growth;
-* ``step`` multiplies the weights, every parameter-shaped optimizer state tensor and the tied
-  target tensors by the masks (insurance: with masked gradients Adam/AdamW/SGD keep zeros at
-  masked positions anyway), then, on update steps, drops and grows;
+* ``step`` first drops and grows on update steps, then multiplies the weights by the masks
+  (every step) and every parameter-shaped optimizer state tensor and the tied targets (on
+  update steps, on steps without ``mask_gradients``, or always with
+  ``state_masking="always"``): with masked gradients, torch optimizers keep the zeros of
+  masked positions by themselves;
 * both methods run eagerly even when called inside a ``torch.compile``-d function
   (``torch.compiler.disable``), so the Python step counter never becomes a guard.
 
@@ -481,6 +483,7 @@ class SparseController:
         moments from it are copied first, so growth uses the dense gradient of this batch.
         Tensors without ``.grad`` are skipped. Calling it is optional for correctness of the
         weights (``step`` re-masks them) but required for correct gradient-norm clipping.
+        With gradient accumulation, call it once, after the last backward.
         """
         t_next = self._step + 1
         self._grads_masked_for = t_next
@@ -744,6 +747,8 @@ class SparseController:
             self._num_updates = int(state_dict["num_updates"])
             self._generators = {}
             for name, gen_state in state_dict["generators"].items():
+                if name.startswith("cuda") and not torch.cuda.is_available():
+                    continue  # run moved off the GPU: generators re-derive from the seed
                 gen = torch.Generator(device=name)
                 gen.set_state(gen_state)
                 self._generators[name] = gen

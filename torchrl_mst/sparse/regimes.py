@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 __all__ = [
     "DISTRIBUTIONS",
@@ -88,8 +88,6 @@ def _check_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
 class Regime:
     """Base class of all training regimes (configuration only, immutable)."""
 
-    kind: ClassVar[str] = "regime"
-
     def with_total_steps(
         self,
         total_steps: int,
@@ -141,8 +139,6 @@ class Regime:
 class Dense(Regime):
     """Dense training: no masks, nothing happens (MST's encoder regime)."""
 
-    kind: ClassVar[str] = "dense"
-
     @property
     def is_dense(self) -> bool:  # noqa: D102
         return True
@@ -161,7 +157,6 @@ class StaticSparse(Regime):
         distribution: per-layer density rule, one of ``"er"``, ``"erk"``, ``"uniform"``.
     """
 
-    kind: ClassVar[str] = "static"
     sparsity: float = 0.6
     distribution: Distribution = "er"
 
@@ -240,8 +235,6 @@ class RigL(_DynamicSparse):
             :math:`(1-\beta_1)/\sqrt{1-\beta_2} \approx 3.2` times the learning rate).
     """
 
-    kind: ClassVar[str] = "rigl"
-
 
 @dataclass(frozen=True)
 class SET(_DynamicSparse):
@@ -251,8 +244,6 @@ class SET(_DynamicSparse):
     :math:`k` grown positions are drawn uniformly at random, without replacement, among the
     positions inactive before the update. Arguments are those of :class:`RigL`.
     """
-
-    kind: ClassVar[str] = "set"
 
 
 @dataclass(frozen=True)
@@ -279,7 +270,6 @@ class GradualPruning(Regime):
         distribution: per-layer rule for the final densities.
     """
 
-    kind: ClassVar[str] = "gradual_pruning"
     sparsity: float = 0.6
     start_step: int | None = None
     stop_step: int | None = None
@@ -317,7 +307,6 @@ class GradualGrowth(Regime):
         grown_moments: optimizer-state initialisation of grown weights, see :class:`RigL`.
     """
 
-    kind: ClassVar[str] = "gradual_growth"
     initial_sparsity: float = 0.6
     start_step: int | None = None
     stop_step: int | None = None
