@@ -17,7 +17,7 @@ Design (see ``docs/concepts/sparsity.md``):
   hook, so the forward pass costs what the dense one costs and compiles unchanged;
 * masks are ``torch.bool`` buffers mutated in place (same tensor objects for the whole run,
   so compiled graphs and state dicts see them);
-* ``mask_gradients`` multiplies the gradients by the masks (one fused pass); on steps where
+* ``mask_gradients`` multiplies the gradients by the masks (one pass); on steps where
   a topology update will follow, it first keeps a copy of the dense gradients for growth;
 * ``step`` first drops and grows on update steps, then multiplies the weights by the masks
   (every step) and every parameter-shaped optimizer state tensor and the tied targets (on
