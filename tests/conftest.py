@@ -6,7 +6,9 @@ os.environ.setdefault("RL_WARNINGS", "0")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+# One thread: tiny test networks are overhead-bound and 2 threads on a loaded 2-core
+# machine thrash (10-20x slower measured).
+torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

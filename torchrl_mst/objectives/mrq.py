@@ -55,14 +55,19 @@ class MRQLoss(LossModule):
     Keyword Args:
         gamma: discount (0.99).
         value_horizon: steps of the multi-step return (3).
-        dynamics_weight, reward_weight, done_weight: encoder loss weights (1, 0.1, 0.1).
-        policy_noise, noise_clip: TD3 target smoothing (0.2, 0.3; halve both for
-            discrete actions).
+        dynamics_weight: weight of the latent dynamics MSE (1).
+        reward_weight: weight of the two-hot reward cross-entropy (0.1).
+        done_weight: weight of the done MSE (0.1).
+        policy_noise: std of the TD3 target smoothing noise (0.2; halve for discrete
+            actions).
+        noise_clip: clip of that noise (0.3; halve for discrete actions).
         pre_activation_weight: actor pre-activation penalty (1e-5).
-        lap_alpha, min_priority: LAP exponent and floor (0.4, 1).
-        num_bins, bin_range: reward two-hot support, symexp of ``num_bins`` values in
-            ``bin_range`` (65, (-10, 10)).
-        reward_scale, target_reward_scale: initial reward scales (1, 1).
+        lap_alpha: LAP priority exponent (0.4).
+        min_priority: LAP floor on ``|delta|`` (1).
+        num_bins: reward bins, symexp of ``num_bins`` values uniform in ``bin_range`` (65).
+        bin_range: range of those values before symexp ((-10, 10)).
+        reward_scale: initial reward scale (1).
+        target_reward_scale: initial target reward scale (1).
         multistep_rule: ``"correct"`` (default) or ``"reference"`` (the release's rule, see
             :func:`~torchrl_mst.objectives.functional.multistep_return`).
         use_done_loss: whether the done term is on. MR.Q turns it on once any terminal

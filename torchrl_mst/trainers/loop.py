@@ -210,12 +210,8 @@ class _Run:
             controller = self.mrq.controllers.get(name)
             if controller is not None and not _is_dense(controller):
                 out[f"{name}/sparsity"] = float(controller.sparsity())
-                stats = (
-                    controller.last_update_stats()
-                    if hasattr(controller, "last_update_stats")
-                    else getattr(controller, "stats", {})
-                )
-                out[f"{name}/mask_change"] = float(stats.get("mask_change_fraction", 0.0))
+                last = controller.last_update
+                out[f"{name}/mask_change"] = 0.0 if last is None else last.mask_change_fraction
         return out
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -248,13 +244,14 @@ class _Run:
         # the same initial state the uninterrupted run drew after the checkpointed episode.
         set_env_rng_state(self.env, self.env_rng_before_reset)
         set_env_rng_state(self.eval_env, state["eval_env_rng"])
-        set_global_rng_state(state["rng"])
+        # The global RNGs are restored by `train` once the collector is built: building it
+        # runs the exploration policy once, which draws noise.
+        self.global_rng = state["rng"]
         self.last_metrics = state["last_metrics"]
 
 
 def _is_dense(controller: Any) -> bool:
-    regime = getattr(controller, "regime", None)
-    return regime is not None and regime.is_dense()
+    return all(regime.is_dense for regime in controller.regimes.values())
 
 
 def _prepare_out_dir(cfg: TrainConfig, out_dir: Path, resume: bool) -> None:
@@ -394,8 +391,11 @@ def train(
         frames_per_batch=1,
         total_frames=remaining,
         init_random_frames=random_left or None,
+        auto_register_policy_transforms=False,
         device=cfg.device,
     )
+    if resume:
+        set_global_rng_state(run.global_rng)
     progress = _Progress(cfg.steps, run.step, quiet)
     checkpoint_due = False
     t_start = time.perf_counter() - run.wall_time
@@ -410,6 +410,8 @@ def train(
                 run.last_metrics = run.mrq.step()
                 if run.step % 1000 == 0:
                     log(run.last_metrics)
+                else:  # mask updates are rare: log them whenever they happen
+                    log({k: v for k, v in run.last_metrics.items() if k.startswith("sparse/")})
             run.wall_time = time.perf_counter() - t_start
             if run.step % cfg.diagnostics_every == 0 and run.step > cfg.random_steps:
                 diag = {"step": run.step, **run.diagnostics()}
