@@ -3,8 +3,8 @@ import os
 os.environ.setdefault("MUJOCO_GL", "disable")
 os.environ.setdefault("RL_WARNINGS", "0")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 # One thread: tiny test networks are overhead-bound and 2 threads on a loaded 2-core
 # machine thrash (10-20x slower measured).

@@ -12,7 +12,7 @@ from torchrl_mst.modules.blocks import xavier_bound
 def hand_block(x, W, b, block_type):
     """The spec's table, written out with functional ops only."""
     h = x @ W.T + b
-    ln = lambda t: F.layer_norm(t, t.shape[-1:])  # noqa: E731
+    ln = lambda t: F.layer_norm(t, t.shape[-1:])
     table = {
         1: lambda: torch.relu(h),
         2: lambda: F.elu(h),

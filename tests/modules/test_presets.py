@@ -11,7 +11,7 @@ DOG = (223, 38)
 def hand_count(obs, act, m, blocks, bins=65):
     """Parameter count from the spec's layer list, written out by hand."""
     h, zs, za, zsa = round(512 * m), round(512 * m), round(256 * m), round(512 * m)
-    lin = lambda i, o: i * o + o  # noqa: E731
+    lin = lambda i, o: i * o + o
     enc = (lin(obs, h) + (blocks - 1) * lin(h, h) + lin(h, zs) + lin(act, za)
            + lin(zs + za, h) + (blocks - 1) * lin(h, h) + lin(h, zsa) + lin(zsa, 1 + zs + bins))
     critic = 2 * (lin(zsa, h) + blocks * lin(h, h) + lin(h, 1))
