@@ -24,11 +24,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tensordict.nn import TensorDictModule, TensorDictSequential
-from torch import nn
 from torchrl.collectors import Collector
 from torchrl.envs.utils import ExplorationType, set_exploration_type
-from torchrl.modules import AdditiveGaussianModule
 
 from torchrl_mst.config import TrainConfig
 from torchrl_mst.data import MRQReplayBuffer
@@ -52,9 +49,9 @@ from torchrl_mst.trainers.checkpoint import (
     set_env_rng_state,
     set_global_rng_state,
 )
-from torchrl_mst.trainers.mrq import MRQ
+from torchrl_mst.trainers.mrq import MRQ, make_mrq_policies
 
-__all__ = ["MRQPolicy", "RunResult", "parse_scale", "train"]
+__all__ = ["RunResult", "parse_scale", "train"]
 
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_min", "return_max", "wall_time"]
 DIAGNOSTICS_BATCH = 256
@@ -71,19 +68,6 @@ def parse_scale(scale: str) -> ScalePreset:
             "as '0.25x'."
         )
     return ScalePreset(scale, float(match.group(1)))
-
-
-class MRQPolicy(nn.Module):
-    """Deterministic MR.Q policy ``observation -> action = actor(encoder.zs(obs))``."""
-
-    def __init__(self, encoder: nn.Module, actor: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.actor = actor
-
-    def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        """``[..., obs] -> [..., A]``."""
-        return self.actor(self.encoder.zs(observation))[0]
 
 
 @dataclass
@@ -147,17 +131,8 @@ class _Run:
             target_update_interval=cfg.target_update_interval,
             seed=cfg.seed,
         )
-        self.policy = TensorDictModule(
-            MRQPolicy(self.networks.encoder, self.networks.actor),
-            in_keys=["observation"],
-            out_keys=["action"],
-        )
-        # MR.Q exploration: a + N(0, 0.2), clipped to the action bounds.
-        self.explore = TensorDictSequential(
-            self.policy,
-            AdditiveGaussianModule(
-                self.env.action_spec, sigma_init=1.0, sigma_end=1.0, std=0.2, device=cfg.device
-            ),
+        self.policy, self.explore = make_mrq_policies(
+            self.networks.encoder, self.networks.actor, self.env.action_spec
         )
         self.diag_generator = torch.Generator().manual_seed(cfg.seed + 1)
         self.step = 0

@@ -7,12 +7,16 @@ from collections.abc import Mapping
 
 import torch
 from tensordict import TensorDictBase
+from tensordict.nn import TensorDictModule, TensorDictSequential
+from torch import nn
+from torchrl.data import TensorSpec
+from torchrl.modules import AdditiveGaussianModule
 
 from torchrl_mst.data import MRQReplayBuffer
 from torchrl_mst.modules.presets import MODULE_NAMES
 from torchrl_mst.objectives import MRQHardUpdate, MRQLoss
 
-__all__ = ["MRQ"]
+__all__ = ["MRQ", "MRQPolicy", "make_mrq_policies"]
 
 
 class MRQ:
@@ -176,3 +180,45 @@ class MRQ:
             c.load_state_dict(state["controllers"][k])
         self.target_updater.load_state_dict(state["target_updater"])
         self.num_steps = state["num_steps"]
+
+
+class MRQPolicy(nn.Module):
+    """Deterministic MR.Q policy: ``observation [..., obs] -> actor(encoder.zs(obs)) [..., A]``."""
+
+    def __init__(self, encoder: nn.Module, actor: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.actor = actor
+
+    def forward(self, observation: torch.Tensor) -> torch.Tensor:
+        """The actor's action on the encoder's state embedding."""
+        return self.actor(self.encoder.zs(observation))[0]
+
+
+def make_mrq_policies(
+    encoder: nn.Module,
+    actor: nn.Module,
+    action_spec: TensorSpec,
+    *,
+    noise_std: float = 0.2,
+    observation_key: str = "observation",
+    action_key: str = "action",
+) -> tuple[TensorDictModule, TensorDictSequential]:
+    """MR.Q's deterministic policy and its exploration policy, as TorchRL modules.
+
+    The exploration policy adds ``N(0, noise_std)`` to the action and clips it to the
+    bounds of ``action_spec`` (MR.Q: 0.2; halve it for discrete actions). TorchRL applies the
+    noise only under ``ExplorationType.RANDOM`` (collectors' default), so the same module
+    is deterministic inside ``set_exploration_type(ExplorationType.DETERMINISTIC)``.
+    Random actions for the first steps come from the collector's ``init_random_frames``.
+
+    Returns:
+        ``(policy, exploration_policy)``; both share the networks' parameters.
+    """
+    policy = TensorDictModule(
+        MRQPolicy(encoder, actor), in_keys=[observation_key], out_keys=[action_key]
+    )
+    noise = AdditiveGaussianModule(
+        action_spec, sigma_init=1.0, sigma_end=1.0, std=noise_std, action_key=action_key
+    )
+    return policy, TensorDictSequential(policy, noise)

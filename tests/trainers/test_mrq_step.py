@@ -1,0 +1,140 @@
+"""The MRQ training step: the spec's order of operations, optimizers, regimes, policies."""
+
+import pytest
+import torch
+from tensordict import TensorDict
+from torchrl.data import Bounded
+from torchrl.envs.utils import ExplorationType, set_exploration_type
+
+from torchrl_mst.data import MRQReplayBuffer
+from torchrl_mst.modules import ScalePreset, make_mrq_networks
+from torchrl_mst.objectives import MRQLoss
+from torchrl_mst.sparse import RigL, StaticSparse
+from torchrl_mst.trainers import MRQ, make_mrq_policies
+
+TINY = ScalePreset("tiny", 1 / 32)
+
+
+def filled_buffer(n=300, terminal_at=None, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    rb = MRQReplayBuffer(1000, batch_size=8, seed=seed)
+    trunc = torch.zeros(n, 1, dtype=torch.bool)
+    trunc[99::100] = True
+    term = torch.zeros(n, 1, dtype=torch.bool)
+    if terminal_at is not None:
+        term[terminal_at] = True
+    rb.extend(TensorDict({
+        "observation": torch.randn(n, 4, generator=g), "action": torch.rand(n, 2, generator=g),
+        ("next", "observation"): torch.randn(n, 4, generator=g),
+        ("next", "reward"): torch.randn(n, 1, generator=g) * 3,
+        ("next", "terminated"): term, ("next", "truncated"): trunc,
+        ("next", "done"): term | trunc}, [n]))
+    return rb
+
+
+def make(regimes=None, terminal_at=None, interval=10):
+    nets = make_mrq_networks(4, 2, scale=TINY)
+    loss = MRQLoss(nets.encoder, nets.critic, nets.actor, use_done_loss=False)
+    rb = filled_buffer(terminal_at=terminal_at)
+    return nets, loss, rb, MRQ(loss, rb, regimes=regimes, target_update_interval=interval, seed=0)
+
+
+def test_first_step_copies_targets_refreshes_scale_and_runs_the_encoder_burst():
+    nets, loss, rb, mrq = make(interval=10)
+    enc_before = [p.detach().clone() for p in nets.encoder.parameters()]
+    calls = {"n": 0}
+    sample = rb.sample
+
+    def counting_sample(*a, **k):
+        calls["n"] += 1
+        return sample(*a, **k)
+
+    rb.sample = counting_sample
+    metrics = mrq.step()
+    # 10 encoder batches + 1 critic/actor batch
+    assert calls["n"] == 11
+    assert mrq.optimizers["encoder"].state_dict()["state"][0]["step"] == 10
+    assert mrq.optimizers["critic"].state_dict()["state"][0]["step"] == 1
+    stored = rb.storage[: len(rb)]["next", "reward"]
+    assert loss.reward_scale.item() == pytest.approx(stored.abs().mean().item(), rel=1e-6)
+    assert loss.target_reward_scale.item() == 1.0
+    # targets were copied BEFORE the burst: they hold the initial encoder weights
+    targets = list(loss.target_encoder_params.values(True, True))
+    assert all(torch.equal(t, b) for t, b in zip(targets, enc_before))
+    assert {"loss/encoder", "loss/critic", "loss/actor", "grad_norm/critic"} <= set(metrics)
+    for _ in range(9):
+        assert "loss/encoder" not in mrq.step()
+    assert "loss/encoder" in mrq.step()  # step 10: next copy and burst
+    assert loss.target_reward_scale.item() == pytest.approx(stored.abs().mean().item(), rel=1e-6)
+
+
+def test_priorities_are_written_to_the_sampled_start_indices():
+    nets, loss, rb, mrq = make()
+    batch = rb.sample()
+    loss.critic_loss(batch)
+    mrq.write_priorities(batch)
+    starts = batch["index"][:, 0]
+    got = rb.sampler.priority(starts)
+    torch.testing.assert_close(got.float(), batch["td_error"][:, 0].float())
+
+
+def test_done_loss_turns_on_once_a_terminal_is_stored():
+    _, loss, _, mrq = make(terminal_at=[50])
+    assert not loss.use_done_loss
+    mrq.step()
+    assert loss.use_done_loss
+    _, loss2, _, mrq2 = make()
+    mrq2.step()
+    assert not loss2.use_done_loss
+
+
+def test_regimes_keep_masked_weights_zero_through_training_and_in_targets():
+    nets, loss, rb, mrq = make(
+        regimes={"critic": RigL(sparsity=0.6, update_interval=5, stop_step=40),
+                 "actor": StaticSparse(sparsity=0.6)},
+        interval=10,
+    )
+    for _ in range(25):
+        mrq.step()
+    for name in ("critic", "actor"):
+        ctrl = mrq.controllers[name]
+        assert ctrl.sparsity() == pytest.approx(0.6, abs=0.02)
+        module = getattr(nets, name)
+        for pname, mask in ctrl.masks.items():
+            weight = module.get_parameter(pname.removesuffix("_mask")) if pname.endswith(
+                "_mask") else module.get_parameter(pname)
+            assert (weight[~mask] == 0).all(), pname
+    assert mrq.controllers["critic"].num_updates >= 4
+    # the hard copy at step 20 carried the critic's zeros into its target
+    sd = mrq.state_dict()
+    assert set(sd["controllers"]) == {"critic", "actor"}
+
+
+def test_state_dict_refuses_a_checkpoint_from_another_config():
+    _, _, _, sparse_mrq = make(regimes={"actor": StaticSparse(sparsity=0.5)})
+    _, _, _, dense_mrq = make()
+    with pytest.raises(ValueError, match="another config"):
+        dense_mrq.load_state_dict(sparse_mrq.state_dict())
+
+
+def test_unknown_module_name_in_regimes():
+    nets = make_mrq_networks(4, 2, scale=TINY)
+    loss = MRQLoss(nets.encoder, nets.critic, nets.actor)
+    with pytest.raises(ValueError, match=r"Unknown module names \['value'\]"):
+        MRQ(loss, filled_buffer(), regimes={"value": StaticSparse()})
+
+
+def test_exploration_policy_adds_clipped_noise_only_when_exploring():
+    nets = make_mrq_networks(4, 2, scale=TINY)
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    policy, explore = make_mrq_policies(nets.encoder, nets.actor, spec)
+    td = TensorDict({"observation": torch.randn(512, 4)}, [512])
+    with torch.no_grad():
+        clean = policy(td.clone())["action"]
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            assert torch.equal(explore(td.clone())["action"], clean)
+        with set_exploration_type(ExplorationType.RANDOM):
+            noisy = explore(td.clone())["action"]
+    assert noisy.abs().max() <= 1.0
+    unclipped = (noisy - clean)[(noisy.abs() < 1)]
+    assert 0.17 < unclipped.std() < 0.23
