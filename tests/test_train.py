@@ -150,3 +150,23 @@ def test_scale_strings():
     assert parse_scale("0.25x").widths()["hidden"] == 128
     with pytest.raises(ValueError, match=r"valid|preset"):
         parse_scale("big")
+
+
+def test_cli_plot_overlays_runs_with_seeds(tmp_path, capsys):
+    runs = []
+    for label, seed, offset in [("mst", 0, 0), ("mst", 1, 10), ("baseline", 0, -5)]:
+        run = tmp_path / f"{label}-s{seed}"
+        run.mkdir()
+        TrainConfig(env="gym:Pendulum-v1", seed=seed, recipe=label, label=label).save(
+            run / "config.json"
+        )
+        with open(run / "evals.csv", "w") as f:
+            f.write("step,return_mean,return_std,return_min,return_max,wall_time\n")
+            for step in (0, 1000, 2000):
+                r = step / 10 + offset
+                f.write(f"{step},{r},1,{r - 1},{r + 1},{step / 100}\n")
+        runs.append(str(run))
+    out = tmp_path / "cmp.png"
+    assert main(["plot", *runs, "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert str(out) in capsys.readouterr().out
