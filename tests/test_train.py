@@ -10,7 +10,8 @@ from torchrl_mst.cli import main
 from torchrl_mst.config import TrainConfig
 from torchrl_mst.envs import parse_env_name
 from torchrl_mst.trainers.checkpoint import load_checkpoint
-from torchrl_mst.trainers.loop import parse_scale, train
+from torchrl_mst.modules import get_scale_preset
+from torchrl_mst.trainers.loop import train
 
 TINY = dict(
     scale="0.03125x", batch_size=8, buffer_size=2_000, random_steps=100,
@@ -87,6 +88,7 @@ def test_run_dir_with_another_config_is_refused(tmp_path):
     before = (out / "config.json").read_text()
     with pytest.raises(FileExistsError, match="different config"):
         train(TrainConfig(env="gym:Pendulum-v1", seed=1), out, quiet=True)
+    (out / "checkpoint.pt").write_bytes(b"")  # a run that has checkpointed
     with pytest.raises(FileExistsError, match="--resume"):
         train(TrainConfig(env="gym:Pendulum-v1", seed=0), out, quiet=True)
     assert (out / "config.json").read_text() == before
@@ -146,10 +148,62 @@ def test_config_round_trip_and_unknown_fields(tmp_path):
 
 
 def test_scale_strings():
-    assert parse_scale("3x").width_multiplier == 3
-    assert parse_scale("0.25x").widths()["hidden"] == 128
-    with pytest.raises(ValueError, match=r"valid|preset"):
-        parse_scale("big")
+    assert get_scale_preset("3x").width_multiplier == 3
+    assert get_scale_preset("0.25x").widths()["hidden"] == 128
+    with pytest.raises(ValueError, match=r"valid presets"):
+        get_scale_preset("big")
+
+
+SHORT = dict(env="gym:Pendulum-v1", steps=30, random_steps=10, eval_every=30, eval_episodes=1,
+             diagnostics_every=30, checkpoint_every=30, scale="0.03125x", batch_size=4,
+             buffer_size=100, target_update_interval=5)
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    cfg = TrainConfig(**SHORT)
+    out.mkdir()
+    cfg.save(out / "config.json")  # what a run killed in its random phase leaves behind
+    (out / "evals.csv").write_text("step,return_mean\n0,1\n")
+    assert main(["train", "--resume", str(out)]) == 2
+    assert "before its first checkpoint" in capsys.readouterr().err
+    result = train(cfg, out, quiet=True)
+    assert result.steps == 30 and (out / "checkpoint.pt").exists()
+    assert [r["step"] for r in read_csv(out / "evals.csv")] == ["0", "30"]
+    with pytest.raises(ValueError, match="already finished"):
+        train(None, out, resume=True, quiet=True)
+
+
+def test_invalid_choices_leave_no_run_dir_behind(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="Unknown regime"):
+        train(TrainConfig(**SHORT, critic="rigel:0.6"), out, quiet=True)
+    with pytest.raises(ValueError, match="Sparsity"):
+        train(TrainConfig(**SHORT, critic="rigl:abc"), out, quiet=True)
+    assert not out.exists()
+
+
+def test_discrete_action_envs_are_refused_clearly(tmp_path):
+    with pytest.raises(ValueError, match="continuous \\(bounded\\) actions only"):
+        train(TrainConfig(**(SHORT | dict(env="gym:CartPole-v1"))), tmp_path / "r", quiet=True)
+
+
+def test_missing_logger_package_is_a_clear_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(ValueError, match=r"pip install 'torchrl-mst\[wandb\]'"):
+        train(TrainConfig(**SHORT, logger="wandb"), tmp_path / "r", quiet=True)
+
+
+def test_default_label_names_the_overrides():
+    assert TrainConfig(recipe="baseline").label == "baseline-1x"
+    cfg = TrainConfig(recipe="baseline", critic="rigl:0.6", encoder_type="6")
+    assert cfg.label == "baseline-1x-critic=rigl:0.6-encoder_type=6"
+    with pytest.raises(ValueError, match="random_steps must be >= 5"):
+        TrainConfig(random_steps=0)
 
 
 def test_cli_plot_overlays_runs_with_seeds(tmp_path, capsys):

@@ -117,7 +117,7 @@ class TrainConfig:
     )
     label: str | None = _field(
         None,
-        "label used by `torchrl-mst plot` to group seeds (default: recipe-scale)",
+        "label used by `torchrl-mst plot` to group seeds (default: recipe-scale-overrides)",
     )
 
     def __post_init__(self) -> None:
@@ -135,8 +135,11 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if self.random_steps < 0:
-            raise ValueError(f"random_steps must be >= 0, got {self.random_steps}.")
+        if self.random_steps < 5:
+            raise ValueError(
+                f"random_steps must be >= 5 (one 5-step window must exist before the first "
+                f"update), got {self.random_steps}."
+            )
         if self.recipe not in ("baseline", "mst"):
             raise ValueError(f"recipe must be 'baseline' or 'mst', got {self.recipe!r}.")
         if self.logger not in ("csv", "tensorboard", "wandb"):
@@ -146,7 +149,13 @@ class TrainConfig:
                 f"sparse_stop_fraction must be in (0, 1], got {self.sparse_stop_fraction}."
             )
         if self.label is None:
-            self.label = f"{self.recipe}-{self.scale}"
+            overrides = [
+                f"{name}={value}"
+                for name in ("encoder", "critic", "actor", "encoder_type", "critic_type",
+                             "actor_type")
+                if (value := getattr(self, name)) is not None
+            ]
+            self.label = "-".join([self.recipe, self.scale, *overrides])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field."""

@@ -53,16 +53,27 @@ def test_preset_shapes(name):
     assert nets.actor.policy.head.weight.shape == (DOG[1], w["hidden"])
 
 
-def test_nonzero_counts_follow_zeros():
+def test_active_counts_follow_masks_not_zero_values():
+    from torchrl_mst.sparse import StaticSparse, sparsify
+
     nets = make_mrq_networks(5, 2, scale="1x")
     before = count_parameters(nets)
-    with torch.no_grad():
-        nets.critic.q1.blocks[1].linear.weight[:10].zero_()
+    assert before["critic"]["active"] == before["critic"]["total"]  # zero biases count
+    ctrl = sparsify(nets.critic, StaticSparse(sparsity=0.6))
     after = count_parameters(nets)
-    assert after["critic"]["nonzero"] == before["critic"]["nonzero"] - 10 * 512
+    kept = sum(int(m.sum()) for m in ctrl.masks.values())
+    masked_numel = sum(m.numel() for m in ctrl.masks.values())
+    assert after["critic"]["active"] == before["critic"]["total"] - masked_numel + kept
     assert after["critic"]["total"] == before["critic"]["total"]
+    assert after["total"]["active"] == after["total"]["total"] - (masked_numel - kept)
+
+
+def test_float_scales_and_too_small_scales():
+    assert get_scale_preset("0.25x").widths()["za_dim"] == 64
+    with pytest.raises(ValueError, match="rounds a width to 0"):
+        get_scale_preset("0.001x")
 
 
 def test_unknown_preset_lists_valid_choices():
     with pytest.raises(ValueError, match=r"valid presets are \['1x', '3x', '5x', 'xl'\]"):
-        get_scale_preset("2x")
+        get_scale_preset("big")

@@ -62,9 +62,12 @@ def test_first_step_copies_targets_refreshes_scale_and_runs_the_encoder_burst():
     targets = list(loss.target_encoder_params.values(True, True))
     assert all(torch.equal(t, b) for t, b in zip(targets, enc_before))
     assert {"loss/encoder", "loss/critic", "loss/actor", "grad_norm/critic"} <= set(metrics)
+    opt_steps = lambda: mrq.optimizers["encoder"].state_dict()["state"][0]["step"]  # noqa: E731
     for _ in range(9):
-        assert "loss/encoder" not in mrq.step()
-    assert "loss/encoder" in mrq.step()  # step 10: next copy and burst
+        assert "loss/encoder" in mrq.step()  # the last burst's metrics, every step
+        assert opt_steps() == 10
+    mrq.step()  # step 10: next copy and burst
+    assert opt_steps() == 20
     assert loss.target_reward_scale.item() == pytest.approx(stored.abs().mean().item(), rel=1e-6)
 
 
@@ -78,14 +81,17 @@ def test_priorities_are_written_to_the_sampled_start_indices():
     torch.testing.assert_close(got.float(), batch["td_error"][:, 0].float())
 
 
-def test_done_loss_turns_on_once_a_terminal_is_stored():
+def test_done_loss_is_on_iff_a_terminal_was_stored():
     _, loss, _, mrq = make(terminal_at=[50])
     assert not loss.use_done_loss
     mrq.step()
     assert loss.use_done_loss
-    _, loss2, _, mrq2 = make()
+    nets = make_mrq_networks(4, 2, scale=TINY)
+    loss2 = MRQLoss(nets.encoder, nets.critic, nets.actor)  # standalone default: on
+    assert loss2.use_done_loss
+    mrq2 = MRQ(loss2, filled_buffer(), target_update_interval=10)
     mrq2.step()
-    assert not loss2.use_done_loss
+    assert not loss2.use_done_loss  # DMC-like data: no terminal, no done term
 
 
 def test_regimes_keep_masked_weights_zero_through_training_and_in_targets():

@@ -7,6 +7,8 @@ a number of hidden blocks per MLP (MR.Q: 2). ``1x`` is MR.Q's default network.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass
 
 import torch
@@ -68,19 +70,29 @@ SCALE_PRESETS: dict[str, ScalePreset] = {
 
 
 def get_scale_preset(scale: str | ScalePreset) -> ScalePreset:
-    """Look ``scale`` up in :data:`SCALE_PRESETS` (a :class:`ScalePreset` passes through).
+    """A preset of :data:`SCALE_PRESETS`, any ``"<float>x"`` (``"0.25x"``), or a preset object.
 
     Raises:
-        ValueError: for an unknown preset name, listing the valid ones.
+        ValueError: for anything else, listing the valid presets; or for a multiplier so
+            small that a width rounds to 0.
     """
     if isinstance(scale, ScalePreset):
         return scale
-    if scale not in SCALE_PRESETS:
+    if scale in SCALE_PRESETS:
+        return SCALE_PRESETS[scale]
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)x", scale) if isinstance(scale, str) else None
+    if match is None:
         raise ValueError(
-            f"Unknown scale preset {scale!r}; valid presets are {list(SCALE_PRESETS)}, "
-            "or pass a ScalePreset(name, width_multiplier, num_blocks)."
+            f"Unknown scale preset {scale!r}; valid presets are {list(SCALE_PRESETS)}, or "
+            "'<float>x' such as '0.25x', or a ScalePreset(name, width_multiplier, num_blocks)."
         )
-    return SCALE_PRESETS[scale]
+    preset = ScalePreset(scale, float(match.group(1)))
+    if min(preset.widths().values()) < 1:
+        raise ValueError(
+            f"Scale {scale!r} rounds a width to 0 ({preset.widths()}); use at least "
+            f"'{1 / 256:g}x'."
+        )
+    return preset
 
 
 class MRQNetworks(nn.Module):
@@ -124,7 +136,7 @@ def make_mrq_networks(
     """
     preset = get_scale_preset(scale)
     w = preset.widths()
-    with torch.device(device) if device is not None else _nullcontext():
+    with torch.device(device) if device is not None else contextlib.nullcontext():
         encoder = MRQEncoder(
             obs_dim,
             action_dim,
@@ -150,37 +162,32 @@ def make_mrq_networks(
     return MRQNetworks(encoder, critic, actor)
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def count_parameters(module: nn.Module) -> dict[str, dict[str, int]]:
-    """Per-child and total parameter counts, with non-zeros.
+    """Per-child and total parameter counts: all parameters, and the active ones.
 
-    Masked (sparse) weights are stored as zeros, so ``nonzero`` is the number of active
-    parameters. On the ``meta`` device values are unknown and ``nonzero`` equals ``total``.
+    A weight sparsified by :func:`torchrl_mst.sparse.sparsify` carries a boolean
+    ``<name>_mask`` buffer on its module; its active count is the number of kept entries.
+    Every other parameter counts in full (a zero-initialised bias is still trained).
 
     Returns:
-        ``{child_name: {"total": n, "nonzero": nz}, ..., "total": {...}}`` for every direct
+        ``{child_name: {"total": n, "active": k}, ..., "total": {...}}`` for every direct
         child that owns parameters (``encoder``, ``critic``, ``actor`` for
         :class:`MRQNetworks`).
     """
     out: dict[str, dict[str, int]] = {}
     for name, child in module.named_children():
-        params = list(child.parameters())
-        if params:
-            out[name] = _count(params)
-    out["total"] = _count(list(module.parameters()))
+        counts = _count(child)
+        if counts["total"]:
+            out[name] = counts
+    out["total"] = _count(module)
     return out
 
 
-def _count(params: list[torch.Tensor]) -> dict[str, int]:
-    total = sum(p.numel() for p in params)
-    nonzero = sum(
-        p.numel() if p.is_meta else int(torch.count_nonzero(p.detach())) for p in params
-    )
-    return {"total": total, "nonzero": nonzero}
+def _count(module: nn.Module) -> dict[str, int]:
+    total = active = 0
+    for owner in module.modules():
+        for pname, p in owner.named_parameters(recurse=False):
+            total += p.numel()
+            mask = getattr(owner, f"{pname}_mask", None)
+            active += int(mask.sum()) if isinstance(mask, torch.Tensor) else p.numel()
+    return {"total": total, "active": active}

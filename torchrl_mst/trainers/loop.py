@@ -16,7 +16,6 @@ import csv
 import json
 import math
 import random
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,8 +36,7 @@ from torchrl_mst.diagnostics import (
     stable_rank,
 )
 from torchrl_mst.envs import make_env, parse_env_name
-from torchrl_mst.modules import MRQNetworks, ScalePreset, make_mrq_networks
-from torchrl_mst.modules.presets import SCALE_PRESETS, count_parameters
+from torchrl_mst.modules import MRQNetworks, count_parameters, make_mrq_networks
 from torchrl_mst.objectives import MRQLoss
 from torchrl_mst.recipes import parse_regime, resolve_recipe
 from torchrl_mst.trainers.checkpoint import (
@@ -51,23 +49,10 @@ from torchrl_mst.trainers.checkpoint import (
 )
 from torchrl_mst.trainers.mrq import MRQ, make_mrq_policies
 
-__all__ = ["RunResult", "parse_scale", "train"]
+__all__ = ["RunResult", "train"]
 
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_min", "return_max", "wall_time"]
 DIAGNOSTICS_BATCH = 256
-
-
-def parse_scale(scale: str) -> ScalePreset:
-    """A preset name (``1x``, ``3x``, ``5x``, ``xl``) or any ``'<float>x'`` (``0.25x``)."""
-    if scale in SCALE_PRESETS:
-        return SCALE_PRESETS[scale]
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)x", scale)
-    if not match or float(match.group(1)) <= 0:
-        raise ValueError(
-            f"Unknown scale {scale!r}; use a preset {list(SCALE_PRESETS)} or '<float>x' such "
-            "as '0.25x'."
-        )
-    return ScalePreset(scale, float(match.group(1)))
 
 
 @dataclass
@@ -90,6 +75,7 @@ class _Run:
         spec = parse_env_name(cfg.env)
         self.env = make_env(spec, seed=cfg.seed, device=cfg.device)
         self.eval_env = make_env(spec, seed=cfg.seed + 100, device=cfg.device)
+        _check_supported(cfg.env, self.env)
         obs_dim = self.env.observation_spec["observation"].shape[-1]
         action_dim = self.env.action_spec.shape[-1]
         plans = resolve_recipe(
@@ -101,7 +87,7 @@ class _Run:
         self.networks: MRQNetworks = make_mrq_networks(
             obs_dim,
             action_dim,
-            scale=parse_scale(cfg.scale),
+            scale=cfg.scale,
             encoder_type=plans["encoder"].block_type,
             critic_type=plans["critic"].block_type,
             actor_type=plans["actor"].block_type,
@@ -225,14 +211,30 @@ class _Run:
         self.last_metrics = state["last_metrics"]
 
 
+def _check_supported(name: str, env: Any) -> None:
+    from torchrl.data import Bounded
+
+    obs_spec = env.observation_spec.get("observation", None)
+    if obs_spec is None or len(obs_spec.shape) != 1:
+        raise ValueError(
+            f"{name}: the trainer needs a flat vector 'observation' (got observation keys "
+            f"{list(env.observation_spec.keys())}); pixel and dict observations are not "
+            "supported yet. Use a state-based task or flatten it with a TorchRL transform."
+        )
+    if not isinstance(env.action_spec, Bounded) or not env.action_spec.dtype.is_floating_point:
+        raise ValueError(
+            f"{name}: the trainer supports continuous (bounded) actions only, got "
+            f"{type(env.action_spec).__name__}; MR.Q's discrete variant is not wired in yet."
+        )
+
+
 def _is_dense(controller: Any) -> bool:
     return all(regime.is_dense for regime in controller.regimes.values())
 
 
-def _prepare_out_dir(cfg: TrainConfig, out_dir: Path, resume: bool) -> None:
+def _prepare_out_dir(cfg: TrainConfig, out_dir: Path) -> None:
+    """Create ``out_dir`` for a new run; refuse one that holds another run."""
     config_path = out_dir / "config.json"
-    if resume:
-        return
     if config_path.exists():
         existing = json.loads(config_path.read_text())
         if existing != cfg.to_dict():
@@ -244,10 +246,14 @@ def _prepare_out_dir(cfg: TrainConfig, out_dir: Path, resume: bool) -> None:
                 "Choose another --out, or continue that run with `torchrl-mst train --resume "
                 f"{out_dir}`."
             )
-        raise FileExistsError(
-            f"{out_dir} already holds this run; continue it with `torchrl-mst train --resume "
-            f"{out_dir}` or choose another --out."
-        )
+        if (out_dir / "checkpoint.pt").exists():
+            raise FileExistsError(
+                f"{out_dir} already holds this run; continue it with `torchrl-mst train --resume "
+                f"{out_dir}` or choose another --out."
+            )
+        # Same config, killed before its first checkpoint: nothing to resume, start again.
+        for name in ("evals.csv", "diagnostics.csv"):
+            (out_dir / name).unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(config_path)
 
@@ -279,6 +285,15 @@ def _make_logger(cfg: TrainConfig, out_dir: Path):
     from torchrl.record.loggers import CSVLogger
 
     loggers = [CSVLogger(exp_name="logs", log_dir=str(out_dir))]
+    package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(cfg.logger)
+    if package is not None:
+        import importlib.util
+
+        if importlib.util.find_spec(package) is None:
+            raise ValueError(
+                f"--logger {cfg.logger} needs the {package!r} package: "
+                f"`pip install 'torchrl-mst[{package}]'` (or use --logger csv)."
+            )
     if cfg.logger == "tensorboard":
         from torchrl.record.loggers import TensorboardLogger
 
@@ -326,16 +341,25 @@ def train(
         cfg = saved
     if cfg is None:
         raise ValueError("Pass a TrainConfig, or resume=True to reload the saved one.")
-    _prepare_out_dir(cfg, out_dir, resume)
-    run = _Run(cfg)
     ckpt_path = out_dir / "checkpoint.pt"
-    if resume and ckpt_path.exists():
+    if resume and not ckpt_path.exists():
+        raise FileNotFoundError(
+            f"--resume {out_dir}: it was stopped before its first checkpoint; start it again "
+            f"with the same flags and --out {out_dir} (nothing is lost)."
+        )
+    run = _Run(cfg)  # validates every choice before anything is written
+    if not resume:
+        _prepare_out_dir(cfg, out_dir)
+    loggers = _make_logger(cfg, out_dir)
+    if resume:
         run.load_state_dict(load_checkpoint(ckpt_path))
         _truncate_csv(out_dir / "evals.csv", run.step)
         _truncate_csv(out_dir / "diagnostics.csv", run.step)
-    elif resume:
-        raise FileNotFoundError(f"--resume {out_dir}: no checkpoint.pt yet; start the run anew.")
-    loggers = _make_logger(cfg, out_dir)
+        if run.step >= cfg.steps:
+            raise ValueError(
+                f"--resume {out_dir}: the run already finished ({run.step} steps); its results "
+                "are in evals.csv and curves.png."
+            )
     counts = count_parameters(run.networks)
     if not quiet or run.step == 0:
         sizes = ", ".join(f"{k} {v['total'] / 1e6:.3f}M" for k, v in counts.items())
@@ -405,10 +429,8 @@ def train(
     finally:
         collector.shutdown()
         progress.close()
-    if last_eval is None or last_eval["step"] != run.step:
-        last_eval = last_eval or {}
     _plot(out_dir)
-    return RunResult(dict(last_eval), out_dir, run.step)
+    return RunResult(dict(last_eval or {}), out_dir, run.step)
 
 
 def _append_diagnostics(path: Path, row: dict[str, float]) -> None:
@@ -447,7 +469,10 @@ class _Progress:
             if ret is not None:
                 self.bar.set_postfix(eval_return=f"{ret:.1f}", refresh=False)
         elif step >= self.next_log or step == self.total:
-            rate = (step - self.start) / max(time.perf_counter() - self.t0, 1e-9)
+            now = time.perf_counter()
+            # rate since the previous line: the random phase is much faster than training
+            rate = (step - self.start) / max(now - self.t0, 1e-9)
+            self.start, self.t0 = step, now
             eta = (self.total - step) / max(rate, 1e-9)
             print(
                 f"[torchrl-mst] step {step}/{self.total} ({rate:.1f} steps/s, ETA {eta / 60:.1f} "

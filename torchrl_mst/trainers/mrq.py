@@ -26,7 +26,7 @@ class MRQ:
 
     1. every ``target_update_interval`` steps (at 0, 250, ...): copy online -> target
        networks, refresh the reward scales (``reward_scale <- mean |r|`` in the buffer),
-       turn the done loss on once a terminal transition was stored, then run
+       switch the done loss on iff a terminal transition was ever stored, then run
        ``target_update_interval`` encoder updates, each on a fresh batch;
     2. one critic update (grad-norm clip 20) and one actor update on one batch, using the
        first ``value_horizon`` steps of its windows;
@@ -95,6 +95,7 @@ class MRQ:
             loss, interval=target_update_interval, reward_scale_fn=replay_buffer.reward_abs_mean
         )
         self.num_steps = 0
+        self.burst_metrics: dict[str, float] = {}
 
     def _update(
         self,
@@ -120,18 +121,29 @@ class MRQ:
         return float(grad_norm)
 
     def step(self) -> dict[str, float]:
-        """One MR.Q training step; returns scalar metrics (``loss/...``, ``time/...``)."""
+        """One MR.Q training step.
+
+        Returns:
+            Scalar metrics: ``loss/*``, ``grad_norm/*``, ``q/mean``, ``time/*`` and, on mask
+            updates, ``sparse/<module>/*``. The encoder's metrics (``loss/encoder*``,
+            ``grad_norm/encoder``, ``reward_scale/*``) come from the latest burst, so every
+            step reports every metric.
+        """
         metrics: dict[str, float] = {}
         t0 = time.perf_counter()
         if self.target_updater.step():
-            if self.replay_buffer.any_terminal():
-                self.loss.use_done_loss.fill_(True)
+            # MR.Q's done term is on once any terminal transition has been stored.
+            self.loss.use_done_loss.fill_(self.replay_buffer.any_terminal())
+            burst: dict[str, float] = {}
             for _ in range(self.target_updater.interval):
                 loss_encoder, meta = self.loss.encoder_loss(self.replay_buffer.sample())
-                metrics["grad_norm/encoder"] = self._update("encoder", loss_encoder, None, metrics)
-            metrics["loss/encoder"] = float(loss_encoder.detach())
-            metrics.update({f"loss/encoder_{k}": float(v) for k, v in meta.items()})
-            metrics["reward_scale"] = float(self.loss.reward_scale)
+                burst["grad_norm/encoder"] = self._update("encoder", loss_encoder, None, metrics)
+            burst["loss/encoder"] = float(loss_encoder.detach())
+            burst.update({f"loss/encoder_{k}": float(v) for k, v in meta.items()})
+            burst["reward_scale/online"] = float(self.loss.reward_scale)
+            burst["reward_scale/target"] = float(self.loss.target_reward_scale)
+            self.burst_metrics = burst
+        metrics.update(self.burst_metrics)
         t1 = time.perf_counter()
         batch = self.replay_buffer.sample()
         loss_critic, critic_meta = self.loss.critic_loss(batch)
@@ -146,7 +158,7 @@ class MRQ:
             {
                 "loss/critic": float(loss_critic.detach()),
                 "loss/actor": float(loss_actor.detach()),
-                "critic/q_mean": float(critic_meta["q"].mean()),
+                "q/mean": float(critic_meta["q"].mean()),
                 "time/encoder_burst": t1 - t0,
                 "time/critic_actor": time.perf_counter() - t1,
             }
@@ -165,6 +177,7 @@ class MRQ:
             "controllers": {k: c.state_dict() for k, c in self.controllers.items()},
             "target_updater": self.target_updater.state_dict(),
             "num_steps": self.num_steps,
+            "burst_metrics": self.burst_metrics,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -180,6 +193,7 @@ class MRQ:
             c.load_state_dict(state["controllers"][k])
         self.target_updater.load_state_dict(state["target_updater"])
         self.num_steps = state["num_steps"]
+        self.burst_metrics = dict(state.get("burst_metrics", {}))
 
 
 class MRQPolicy(nn.Module):
