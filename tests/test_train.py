@@ -9,8 +9,8 @@ import torch
 from torchrl_mst.cli import main
 from torchrl_mst.config import TrainConfig
 from torchrl_mst.envs import parse_env_name
-from torchrl_mst.trainers.checkpoint import load_checkpoint
 from torchrl_mst.modules import get_scale_preset
+from torchrl_mst.trainers.checkpoint import load_checkpoint
 from torchrl_mst.trainers.loop import train
 
 TINY = dict(

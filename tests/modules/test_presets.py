@@ -1,7 +1,6 @@
 """Scale presets: shapes and parameter counts for every preset (on the meta device)."""
 
 import pytest
-import torch
 
 from torchrl_mst.modules import SCALE_PRESETS, count_parameters, get_scale_preset, make_mrq_networks
 

@@ -62,7 +62,7 @@ def test_first_step_copies_targets_refreshes_scale_and_runs_the_encoder_burst():
     targets = list(loss.target_encoder_params.values(True, True))
     assert all(torch.equal(t, b) for t, b in zip(targets, enc_before))
     assert {"loss/encoder", "loss/critic", "loss/actor", "grad_norm/critic"} <= set(metrics)
-    opt_steps = lambda: mrq.optimizers["encoder"].state_dict()["state"][0]["step"]  # noqa: E731
+    opt_steps = lambda: mrq.optimizers["encoder"].state_dict()["state"][0]["step"]
     for _ in range(9):
         assert "loss/encoder" in mrq.step()  # the last burst's metrics, every step
         assert opt_steps() == 10
