@@ -2,10 +2,11 @@
 
 One "training step" is what MR.Q does per environment step, amortised: one encoder update
 (250 every 250 steps), one critic update, one actor update. Both renditions use the same
-network modules, the same math and fresh AdamW optimizers; the plain one holds its batches as
-tensors and calls the networks directly (target networks as deep copies), with no TensorDict,
-no LossModule and no functional parameter swapping. Batches are pre-sampled so that only the
-update is timed; the replay buffer's sampling cost is reported on its own line.
+network modules, the same math and fresh fused AdamW optimizers (as trainers.MRQ); the
+plain one holds its batches as tensors and calls the networks directly (target networks as
+deep copies), with no TensorDict, no LossModule and no functional parameter swapping.
+Batches are pre-sampled so that only the update is timed; the replay buffer's sampling cost
+is reported on its own line.
 
     python benchmarks/mrq_update.py            # default widths, batch 256, Dog Run dims
     python benchmarks/mrq_update.py --quick    # tiny widths, seconds
@@ -55,9 +56,10 @@ class PlainMRQ:
         self.enc_t, self.critic_t, self.actor_t = (
             copy.deepcopy(m) for m in (self.enc, self.critic, self.actor)
         )
-        self.opt_e = torch.optim.AdamW(self.enc.parameters(), lr=1e-4, weight_decay=1e-4)
-        self.opt_c = torch.optim.AdamW(self.critic.parameters(), lr=3e-4, weight_decay=1e-4)
-        self.opt_a = torch.optim.AdamW(self.actor.parameters(), lr=3e-4, weight_decay=1e-4)
+        kw = dict(weight_decay=1e-4, fused=True)
+        self.opt_e = torch.optim.AdamW(self.enc.parameters(), lr=1e-4, **kw)
+        self.opt_c = torch.optim.AdamW(self.critic.parameters(), lr=3e-4, **kw)
+        self.opt_a = torch.optim.AdamW(self.actor.parameters(), lr=3e-4, **kw)
         self.bins = reward_bins()
 
     def encoder_update(self, s, a, s2, r, d) -> None:
@@ -116,14 +118,14 @@ class PlainMRQ:
 
 
 class OursMRQ:
-    """The same step through MRQLoss (what torchrl_mst.trainers.MRQ runs)."""
+    """The same step through MRQLoss's three loss methods (the losses trainers.MRQ calls)."""
 
     def __init__(self, nets) -> None:
         self.loss = MRQLoss(nets.encoder, nets.critic, nets.actor)
         MRQHardUpdate(self.loss)
         self.opts = {
             n: torch.optim.AdamW(getattr(self.loss, f"{n}_params").values(True, True),
-                                 lr=lr, weight_decay=1e-4)
+                                 lr=lr, weight_decay=1e-4, fused=True)
             for n, lr in (("encoder", 1e-4), ("critic", 3e-4), ("actor", 3e-4))
         }
 
@@ -154,6 +156,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default="benchmarks/results/mrq_update.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     scale = ScalePreset("tiny", 1 / 16) if args.quick else "1x"
@@ -178,21 +181,35 @@ def main() -> None:
         ("next", "observation"): torch.randn(n, OBS), ("next", "reward"): torch.randn(n, 1),
         ("next", "terminated"): torch.zeros(n, 1, dtype=torch.bool),
         ("next", "truncated"): done, ("next", "done"): done}, [n]))
+    rb.sample()  # the first sample indexes the 100k transitions just written (one-off O(N))
     t = time.perf_counter()
     for _ in range(20):
         rb.sample()
     sample_ms = (time.perf_counter() - t) / 20 * 1e3
     width = "tiny (x1/16)" if args.quick else "1x (hidden 512)"
-    print(f"MR.Q training step (1 encoder + 1 critic + 1 actor update), {width}, batch "
-          f"{batch_size}, obs {OBS}, action {ACT}, torch threads {args.threads}, best of "
-          f"{args.rounds} interleaved rounds of {iters} steps\n")
-    print("| rendition | updates/s | ratio to plain |")
-    print("|---|---|---|")
-    print(f"| plain PyTorch (in this benchmark) | {best['plain']:.2f} | 1.000 |")
-    print(f"| torchrl_mst MRQLoss (TensorDict) | {best['ours']:.2f} | "
-          f"{best['ours'] / best['plain']:.3f} |")
-    print(f"\nMRQReplayBuffer.sample() of {batch_size} x {H} windows from 100k transitions: "
-          f"{sample_ms:.2f} ms (sampled twice per step: encoder + critic/actor batches)")
+    cmd = "python benchmarks/mrq_update.py" + (" --quick" if args.quick else "")
+    report = "\n".join([
+        f"Command: `{cmd}` (torch {torch.__version__}, {args.threads} threads)",
+        "",
+        f"MR.Q training step (1 encoder + 1 critic + 1 actor update), {width}, batch "
+        f"{batch_size}, obs {OBS}, action {ACT}; best of {args.rounds} interleaved rounds of "
+        f"{iters} steps.",
+        "",
+        "| rendition | updates/s | ratio to plain |",
+        "|---|---|---|",
+        f"| plain PyTorch (in this benchmark) | {best['plain']:.2f} | 1.000 |",
+        f"| torchrl_mst MRQLoss (TensorDict) | {best['ours']:.2f} | "
+        f"{best['ours'] / best['plain']:.3f} |",
+        "",
+        f"`MRQReplayBuffer.sample()` of {batch_size} x {H} windows from 100k transitions: "
+        f"{sample_ms:.2f} ms (two samples per step: encoder batch, critic/actor batch).",
+        "",
+    ])
+    print(report)
+    if not args.quick:
+        os.makedirs(os.path.dirname(args.out), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(report)
 
 
 if __name__ == "__main__":
