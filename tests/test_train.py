@@ -224,3 +224,26 @@ def test_cli_plot_overlays_runs_with_seeds(tmp_path, capsys):
     assert main(["plot", *runs, "--out", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert str(out) in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_tiny_mrq_learns_pendulum_well_above_random(tmp_path):
+    """MR.Q (baseline recipe: dense, types 4/4/3) at width x0.125, 3,000 training steps.
+
+    The untrained deterministic policy scores about -1400 and uniform random actions about
+    -1200 to -1500 per 200-step episode; a policy that swings up and balances scores about
+    -150 to -400. Seeded: the same run on this CPU scored -164.5 (measured when this test
+    was written; evaluation does not change the training trajectory).
+    """
+    cfg = TrainConfig(
+        env="gym:Pendulum-v1", recipe="baseline", scale="0.125x", steps=4_000,
+        random_steps=1_000, batch_size=64, buffer_size=10_000, target_update_interval=250,
+        eval_every=4_000, eval_episodes=3, diagnostics_every=4_000, checkpoint_every=4_000,
+        seed=0,
+    )
+    train(cfg, tmp_path / "run", quiet=True)
+    evals = read_csv(tmp_path / "run" / "evals.csv")
+    assert [int(r["step"]) for r in evals] == [0, 4000]
+    before, after = float(evals[0]["return_mean"]), float(evals[-1]["return_mean"])
+    assert before < -1000
+    assert after > -600, after

@@ -111,7 +111,6 @@ def test_regimes_keep_masked_weights_zero_through_training_and_in_targets():
                 "_mask") else module.get_parameter(pname)
             assert (weight[~mask] == 0).all(), pname
     assert mrq.controllers["critic"].num_updates >= 4
-    # the hard copy at step 20 carried the critic's zeros into its target
     sd = mrq.state_dict()
     assert set(sd["controllers"]) == {"critic", "actor"}
 

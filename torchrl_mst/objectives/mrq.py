@@ -77,6 +77,7 @@ class MRQLoss(LossModule):
         >>> from torchrl_mst.modules import make_mrq_networks, ScalePreset
         >>> nets = make_mrq_networks(4, 2, scale=ScalePreset("tiny", 1 / 16))
         >>> loss = MRQLoss(nets.encoder, nets.critic, nets.actor)
+        >>> updater = MRQHardUpdate(loss)  # MR.Q's target copies (every 250 steps)
         >>> td = TensorDict({
         ...     "observation": torch.randn(8, 5, 4), "action": torch.rand(8, 5, 2) * 2 - 1,
         ...     "next": {"observation": torch.randn(8, 5, 4), "reward": torch.randn(8, 5, 1),
@@ -98,7 +99,8 @@ class MRQLoss(LossModule):
             action: action ``[B, H, A]``.
             reward: reward, read under ``"next"`` ``[B, H, 1]``.
             terminated: termination flag, read under ``"next"`` ``[B, H, 1]``.
-            priority: where :meth:`critic_loss` writes the LAP priority ``[B]``.
+            priority: where :meth:`critic_loss` writes the LAP priority (``[B, H]``, one
+                value per window repeated over its steps).
         """
 
         observation: NestedKey = "observation"
