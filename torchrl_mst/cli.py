@@ -34,7 +34,7 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
-        base = int if hint is int else float if hint is float else str
+        base = {int: int, int | None: int, float: float, float | None: float}.get(hint, str)
         parser.add_argument(
             flag,
             dest=f.name,

@@ -63,6 +63,11 @@ class TrainConfig:
         None,
         "actor block type override",
     )
+    threads: int | None = _field(
+        None,
+        "torch CPU threads (default: torch's choice); 1 is fastest for tiny networks and "
+        "whenever other jobs share the cores",
+    )
     device: str = _field(
         "cpu",
         "torch device of networks and replay",
@@ -135,6 +140,8 @@ class TrainConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
+            raise ValueError(f"threads must be a positive int or None, got {self.threads!r}.")
         if self.random_steps < 5:
             raise ValueError(
                 f"random_steps must be >= 5 (one 5-step window must exist before the first "
@@ -193,5 +200,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         diagnostics_every=1_000,
         checkpoint_every=2_000,
         rigl_update_interval=250,
+        threads=1,
     ),
 }

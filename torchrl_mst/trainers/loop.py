@@ -69,6 +69,8 @@ class _Run:
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        if cfg.threads is not None:
+            torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
