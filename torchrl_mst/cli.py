@@ -109,10 +109,16 @@ def _cmd_train(args: argparse.Namespace) -> int:
         out = args.out or f"runs/{cfg.env.replace(':', '-')}-{cfg.label}-s{cfg.seed}"
         result = train(cfg, out, quiet=args.quiet)
     ev = result.final_eval
+    if ev:
+        summary = (
+            f"final eval return {ev['return_mean']:.1f} +- {ev['return_std']:.1f} "
+            f"(mean +- std over the episodes of the evaluation at step {ev['step']})"
+        )
+    else:
+        summary = "no evaluation in this session"
     print(
-        f"[torchrl-mst] done: {result.steps} agent steps; final eval return "
-        f"{ev.get('return_mean', float('nan')):.1f} +- {ev.get('return_std', float('nan')):.1f} "
-        f"over {ev and 'the last evaluation'}; curves: {Path(result.out_dir) / 'curves.png'}",
+        f"[torchrl-mst] done: {result.steps} agent steps; {summary}; "
+        f"curves: {Path(result.out_dir) / 'curves.png'}",
         flush=True,
     )
     return 0
