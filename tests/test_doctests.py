@@ -10,7 +10,7 @@ MODULES = [
     "torchrl_mst.objectives.mrq",
     "torchrl_mst.data.replay",
     "torchrl_mst.diagnostics",
-    "torchrl_mst.sparse.controller",
+    "torchrl_mst.sparse.apply",
 ]
 
 

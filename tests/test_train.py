@@ -15,7 +15,7 @@ from torchrl_mst.trainers.loop import train
 
 TINY = dict(
     scale="0.03125x", batch_size=8, buffer_size=2_000, random_steps=100,
-    target_update_interval=25, rigl_update_interval=20, eval_episodes=1,
+    target_update_interval=25, mask_update_interval=20, eval_episodes=1,
     diagnostics_every=100, eval_every=150,
 )
 
@@ -32,7 +32,7 @@ def test_cli_end_to_end_writes_every_output(tmp_path, capsys):
         "train", "--env", "dmc:cartpole-balance", "--recipe", "mst", "--steps", "300",
         "--scale", "0.03125x", "--batch-size", "8", "--buffer-size", "2000",
         "--random-steps", "100", "--target-update-interval", "25",
-        "--rigl-update-interval", "20", "--eval-every", "150", "--eval-episodes", "1",
+        "--mask-update-interval", "20", "--eval-every", "150", "--eval-episodes", "1",
         "--diagnostics-every", "100", "--checkpoint-every", "300", "--seed", "3",
         "--out", str(out), "--quiet",
     ])
@@ -129,7 +129,7 @@ def test_cli_reports_bad_env_without_traceback(tmp_path, capsys):
         (dict(steps=0), "steps must be a positive int"),
         (dict(recipe="sparse"), "recipe must be 'baseline' or 'mst'"),
         (dict(logger="mlflow"), "logger must be"),
-        (dict(sparse_stop_fraction=0.0), "sparse_stop_fraction"),
+        (dict(mask_stop_fraction=0.0), "mask_stop_fraction"),
     ],
 )
 def test_config_validation(kwargs, match):

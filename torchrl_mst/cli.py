@@ -27,6 +27,15 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 os.environ.setdefault("RL_WARNINGS", "0")
 
 
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
 def _config_flags(parser: argparse.ArgumentParser) -> None:
     from torchrl_mst.config import TrainConfig
 
@@ -34,7 +43,13 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
-        base = {int: int, int | None: int, float: float, float | None: float}.get(hint, str)
+        base = {
+            int: int,
+            int | None: int,
+            float: float,
+            float | None: float,
+            bool: _parse_bool,
+        }.get(hint, str)
         parser.add_argument(
             flag,
             dest=f.name,

@@ -88,17 +88,29 @@ class TrainConfig:
         250,
         "training steps between target copies and encoder bursts (MR.Q: 250)",
     )
-    rigl_update_interval: int = _field(
+    mask_update_interval: int = _field(
         1000,
-        "optimizer steps between RigL/SET mask updates",
+        "optimizer steps between mask updates of sparse regimes: RigL/SET drop-and-grow, "
+        "pruning steps (prune:S) and growth steps (grow:S)",
     )
-    rigl_drop_fraction: float = _field(
+    drop_fraction: float = _field(
         0.3,
         "initial RigL/SET drop fraction (cosine-decayed to 0)",
     )
-    sparse_stop_fraction: float = _field(
+    mask_stop_fraction: float = _field(
         0.8,
-        "fraction of training after which masks stop changing",
+        "fraction of training after which masks stop changing (RigL/SET updates end, pruning "
+        "and growth reach their final sparsity)",
+    )
+    grown_moments: str = _field(
+        "gradient",
+        "Adam moments of weights grown by RigL/SET/grow:S: gradient (seeded from the dense "
+        "gradient, ours) or zero (RigL's paper)",
+    )
+    regrow_dropped: bool = _field(
+        False,
+        "RigL/SET: allow a position dropped by an update to be regrown by the same update, "
+        "keeping its value (RigL's paper); default: not",
     )
     eval_every: int = _field(
         5_000,
@@ -135,7 +147,7 @@ class TrainConfig:
             "diagnostics_every",
             "checkpoint_every",
             "target_update_interval",
-            "rigl_update_interval",
+            "mask_update_interval",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -151,10 +163,16 @@ class TrainConfig:
             raise ValueError(f"recipe must be 'baseline' or 'mst', got {self.recipe!r}.")
         if self.logger not in ("csv", "tensorboard", "wandb"):
             raise ValueError(f"logger must be csv, tensorboard or wandb, got {self.logger!r}.")
-        if not 0.0 < self.sparse_stop_fraction <= 1.0:
+        if not 0.0 < self.mask_stop_fraction <= 1.0:
             raise ValueError(
-                f"sparse_stop_fraction must be in (0, 1], got {self.sparse_stop_fraction}."
+                f"mask_stop_fraction must be in (0, 1], got {self.mask_stop_fraction}."
             )
+        if self.grown_moments not in ("gradient", "zero"):
+            raise ValueError(
+                f"grown_moments must be 'gradient' or 'zero', got {self.grown_moments!r}."
+            )
+        if not isinstance(self.regrow_dropped, bool):
+            raise ValueError(f"regrow_dropped must be a bool, got {self.regrow_dropped!r}.")
         if self.label is None:
             overrides = [
                 f"{name}={value}"
@@ -163,6 +181,16 @@ class TrainConfig:
                 if (value := getattr(self, name)) is not None
             ]
             self.label = "-".join([self.recipe, self.scale, *overrides])
+
+    def regime_options(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`torchrl_mst.recipes.parse_regime` set by this config."""
+        return {
+            "update_interval": self.mask_update_interval,
+            "drop_fraction": self.drop_fraction,
+            "stop_fraction": self.mask_stop_fraction,
+            "grown_moments": self.grown_moments,
+            "regrow_dropped": self.regrow_dropped,
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict of every field."""
@@ -174,14 +202,28 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        """Read a config written by :meth:`save`; unknown fields are an error."""
+        """Read a config written by :meth:`save`; unknown fields are an error.
+
+        Configs saved before the sparse options were renamed load too (``rigl_update_interval``
+        -> ``mask_update_interval``, ``rigl_drop_fraction`` -> ``drop_fraction``,
+        ``sparse_stop_fraction`` -> ``mask_stop_fraction``).
+        """
         data = json.loads(Path(path).read_text())
+        for old, new in _RENAMED.items():
+            if old in data and new not in data:
+                data[new] = data.pop(old)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"{path}: unknown config fields {unknown}; valid: {sorted(names)}.")
         return cls(**data)
 
+
+_RENAMED = {
+    "rigl_update_interval": "mask_update_interval",
+    "rigl_drop_fraction": "drop_fraction",
+    "sparse_stop_fraction": "mask_stop_fraction",
+}
 
 #: Named configs for ``torchrl-mst train --preset NAME`` (flags given too override them).
 PRESETS: dict[str, dict[str, Any]] = {
@@ -201,7 +243,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         eval_episodes=5,
         diagnostics_every=1_000,
         checkpoint_every=2_000,
-        rigl_update_interval=250,
+        mask_update_interval=250,
         threads=1,
     ),
 }

@@ -9,7 +9,8 @@ mst        dense, type 6       RigL 0.6, type 6    static 0.6, type 5
 
 Per-module overrides use a short syntax: ``dense``, ``static:S``, ``rigl:S``, ``set:S``,
 ``prune:S`` (dense-to-sparse, Zhu & Gupta, pruning between 20% and 80% of training) and
-``grow:S`` (sparse-to-dense from ``S``, dense by ``sparse_stop_fraction`` of training).
+``grow:S`` (sparse-to-dense from ``S`` at the start, dense by ``mask_stop_fraction`` of
+training). :func:`parse_regime` turns one into a scheduled regime.
 """
 
 from __future__ import annotations
@@ -18,6 +19,17 @@ from dataclasses import dataclass
 
 from torchrl_mst.modules.blocks import BlockType, block_spec
 from torchrl_mst.modules.presets import MODULE_NAMES
+from torchrl_mst.sparse import (
+    SET,
+    Dense,
+    GradualGrowth,
+    GradualPruning,
+    GrownMoments,
+    Regime,
+    RigL,
+    StaticSparse,
+)
+from torchrl_mst.sparse.regimes import MST_STOP_FRACTION
 
 __all__ = ["RECIPES", "ModulePlan", "parse_block_type", "parse_regime", "resolve_recipe"]
 
@@ -52,22 +64,33 @@ def parse_regime(
     total_steps: int,
     update_interval: int = 1000,
     drop_fraction: float = 0.3,
-    stop_fraction: float = 0.8,
-):
-    """Turn ``"rigl:0.6"`` (etc.) into a regime of :mod:`torchrl_mst.sparse`.
+    stop_fraction: float = MST_STOP_FRACTION,
+    grown_moments: GrownMoments = "gradient",
+    regrow_dropped: bool = False,
+) -> Regime:
+    """Turn a regime string and a training length into a scheduled regime.
+
+    The one function from ``"rigl:0.6"`` (etc.) and a number of optimizer steps to a regime
+    ready for :func:`~torchrl_mst.sparse.sparsify`; the schedule itself is computed by
+    :meth:`~torchrl_mst.sparse.Regime.with_total_steps` (e.g. ``rigl`` with
+    ``total_steps=1000``: ``stop_step=800``; ``prune``: steps 200 to 800; ``grow``: 0 to 800).
 
     Args:
-        text: ``dense``, ``static:S``, ``rigl:S``, ``set:S``, ``prune:S`` or ``grow:S``.
+        text: ``dense``, ``static:S``, ``rigl:S``, ``set:S``, ``prune:S`` or ``grow:S``
+            (``S`` the sparsity in [0, 1); 0.6 when left out).
 
     Keyword Args:
-        total_steps: optimizer steps of the module over the whole run; schedules
-            (``stop_step``, pruning window) are fractions of it.
-        update_interval: RigL/SET (and pruning/growth) update interval in optimizer steps.
+        total_steps: optimizer steps of the module over the whole run.
+        update_interval: steps between mask updates (RigL/SET drop-and-grow, pruning and
+            growth steps); cut to ``stop_step`` for short runs.
         drop_fraction: RigL/SET initial drop fraction.
         stop_fraction: fraction of training after which masks stop changing (0.8).
-    """
-    from torchrl_mst import sparse
+        grown_moments: RigL/SET/growth: Adam moments of grown weights (``"zero"``: paper).
+        regrow_dropped: RigL/SET: allow regrowing a just-dropped position (``True``: paper).
 
+    Returns:
+        The scheduled regime.
+    """
     kind, _, arg = text.partition(":")
     if kind not in _REGIME_KINDS:
         raise ValueError(
@@ -77,26 +100,30 @@ def parse_regime(
     if kind == "dense":
         if arg:
             raise ValueError(f"'dense' takes no sparsity, got {text!r}.")
-        return sparse.Dense()
+        return Dense()
     try:
         s = float(arg) if arg else 0.6
     except ValueError:
         raise ValueError(f"Sparsity in {text!r} must be a number in [0, 1).") from None
-    stop = max(1, int(stop_fraction * total_steps))
-    interval = max(1, min(update_interval, stop))
+    regime: Regime
     if kind == "static":
-        return sparse.StaticSparse(sparsity=s)
-    if kind in ("rigl", "set"):
-        cls = sparse.RigL if kind == "rigl" else sparse.SET
-        return cls(
-            sparsity=s, update_interval=interval, drop_fraction=drop_fraction, stop_step=stop
+        regime = StaticSparse(sparsity=s)
+    elif kind in ("rigl", "set"):
+        cls = RigL if kind == "rigl" else SET
+        regime = cls(
+            sparsity=s,
+            update_interval=update_interval,
+            drop_fraction=drop_fraction,
+            grown_moments=grown_moments,
+            regrow_dropped=regrow_dropped,
         )
-    if kind == "prune":
-        start = int(0.2 * total_steps)
-        return sparse.GradualPruning(
-            sparsity=s, start_step=start, stop_step=max(stop, start + 1), interval=interval
+    elif kind == "prune":
+        regime = GradualPruning(sparsity=s, interval=update_interval)
+    else:
+        regime = GradualGrowth(
+            initial_sparsity=s, interval=update_interval, grown_moments=grown_moments
         )
-    return sparse.GradualGrowth(initial_sparsity=s, start_step=0, stop_step=stop, interval=interval)
+    return regime.with_total_steps(total_steps, stop_fraction=stop_fraction)
 
 
 def resolve_recipe(

@@ -43,8 +43,7 @@ def test_sac_snippet_runs():
     qnet = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 1))
     qvalue = ValueOperator(_Cat(qnet), in_keys=["observation", "action"])
     loss = SACLoss(actor, qvalue, action_spec=spec)
-    from torchrl_mst.integrations import sparsify_loss
-    from torchrl_mst.sparse import RigL, StaticSparse
+    from torchrl_mst.sparse import RigL, StaticSparse, sparsify
 
     ns = {
         "loss": loss,
@@ -52,7 +51,7 @@ def test_sac_snippet_runs():
         "total_updates": 100,
         "RigL": RigL,
         "StaticSparse": StaticSparse,
-        "sparsify_loss": sparsify_loss,
+        "sparsify": sparsify,
     }
     exec(compile(sac, str(HOWTO), "exec"), ns)
     assert set(ns["ctl"].regimes) == {"qvalue_network", "actor_network"}

@@ -16,8 +16,8 @@ from torchrl.data import Bounded
 from torchrl.modules import Actor, ProbabilisticActor, TanhNormal, ValueOperator
 from torchrl.objectives import ClipPPOLoss, HardUpdate, SACLoss, SoftUpdate, TD3Loss
 
-from torchrl_mst.integrations import loss_network_names, sparsify_loss
-from torchrl_mst.sparse import Dense, RigL, StaticSparse, allocate_kept_counts, sparsify
+from torchrl_mst.sparse import Dense, RigL, StaticSparse, loss_network_names, sparsify
+from torchrl_mst.sparse.distributions import allocate_kept_counts
 
 OBS, ACT, HID, B = 5, 2, 24, 16
 SPEC = Bounded(-1, 1, shape=(ACT,))
@@ -108,13 +108,13 @@ def test_td3_stacked_critic_and_targets_stay_masked(updater):
     actor_opt = torch.optim.AdamW(
         loss.actor_network_params.values(True, True), lr=1e-2, weight_decay=1e-2
     )
-    critic_ctl = sparsify_loss(
+    critic_ctl = sparsify(
         loss,
         {"qvalue_network": RigL(update_interval=3, stop_step=100, drop_fraction=0.5)},
         critic_opt,
         seed=0,
     )
-    actor_ctl = sparsify_loss(loss, {"actor_network": StaticSparse(0.6)}, actor_opt, seed=1)
+    actor_ctl = sparsify(loss, {"actor_network": StaticSparse(0.6)}, actor_opt, seed=1)
     if updater == "soft":
         target_updater = SoftUpdate(loss, tau=0.1)
     else:
@@ -165,7 +165,7 @@ def test_sac_critic_rigl_actor_static_with_soft_updates():
     loss = SACLoss(sac_actor(), critic(), action_spec=SPEC, num_qvalue_nets=2)
     assert sorted(loss_network_names(loss)) == ["actor_network", "qvalue_network"]
     opt = torch.optim.Adam(loss.parameters(), lr=1e-2)  # one optimizer for everything
-    ctl = sparsify_loss(
+    ctl = sparsify(
         loss,
         {
             "qvalue_network": RigL(update_interval=2, stop_step=50, drop_fraction=0.5),
@@ -200,7 +200,7 @@ def test_ppo_shared_critic_has_no_target_copy():
     actor = sac_actor()
     loss = ClipPPOLoss(actor, value)
     opt = torch.optim.Adam(loss.parameters(), lr=1e-2)
-    ctl = sparsify_loss(
+    ctl = sparsify(
         loss,
         {"critic_network": RigL(update_interval=2, stop_step=20), "actor_network": Dense()},
         opt,
@@ -232,21 +232,81 @@ def test_ppo_shared_critic_has_no_target_copy():
 def test_integration_errors():
     loss = TD3Loss(td3_actor(), critic(), action_spec=SPEC)
     with pytest.raises(ValueError, match="no network 'critic'"):
-        sparsify_loss(loss, {"critic": StaticSparse()})
-    sparsify_loss(loss, {"qvalue_network": StaticSparse()}, seed=0)
+        sparsify(loss, {"critic": StaticSparse()})
+    sparsify(loss, {"qvalue_network": StaticSparse()}, seed=0)
     with pytest.raises(ValueError, match="already sparsified"):
-        sparsify_loss(loss, {"qvalue_network": StaticSparse()}, seed=0)
+        sparsify(loss, {"qvalue_network": StaticSparse()}, seed=0)
     with pytest.raises(ValueError, match="does not own"):
-        sparsify_loss(
+        sparsify(
             loss,
             {"actor_network": StaticSparse()},
             torch.optim.Adam(loss.qvalue_network_params.values(True, True)),
         )
     with pytest.raises(TypeError, match="mapping"):
-        sparsify_loss(loss, StaticSparse())
+        sparsify(loss, StaticSparse())
     pre = critic()
     sparsify(pre, StaticSparse(), seed=0)  # masks on the module would be cloned, not trained
     with pytest.raises(ValueError, match="already carries a weight mask"):
-        sparsify_loss(
+        sparsify(
             TD3Loss(td3_actor(), pre, action_spec=SPEC), {"qvalue_network": StaticSparse()}
         )
+
+
+def sac_batch(n=B):
+    return TensorDict(
+        {
+            "observation": torch.randn(n, OBS),
+            "action": torch.rand(n, ACT) * 2 - 1,
+            "next": {
+                "observation": torch.randn(n, OBS),
+                "reward": torch.randn(n, 1),
+                "done": torch.zeros(n, 1, dtype=torch.bool),
+                "terminated": torch.zeros(n, 1, dtype=torch.bool),
+            },
+        },
+        [n],
+    )
+
+
+def test_sac_from_a_sparsified_module_raises_and_names_the_fix():
+    """SACLoss stacks copies of the critic: masks on the module would train nothing."""
+    pre = critic()
+    sparsify(pre, StaticSparse(), seed=0)
+    loss = SACLoss(sac_actor(), pre, action_spec=SPEC)
+    with pytest.raises(RuntimeError, match=r"sparsify the loss: sparsify\(loss"):
+        loss(sac_batch())
+
+
+def test_targets_are_zero_at_masked_positions_right_after_construction():
+    loss = SACLoss(sac_actor(), critic(), action_spec=SPEC)
+    opt = torch.optim.Adam(loss.qvalue_network_params.values(True, True))
+    ctl = sparsify(loss, {"qvalue_network": StaticSparse(0.6)}, opt, seed=0)
+    for name, mask in ctl.masks.items():
+        key = tuple(name.split(".")[1:])
+        target = loss.target_qvalue_network_params.get(key)
+        assert torch.count_nonzero(target[~mask]) == 0
+        assert torch.count_nonzero(target[mask]) == int(mask.sum())
+
+
+def test_masks_are_in_the_loss_state_dict_and_load_after_sparsify():
+    def build(seed):
+        torch.manual_seed(seed)
+        loss = SACLoss(sac_actor(), critic(), action_spec=SPEC)
+        ctl = sparsify(loss, {"qvalue_network": StaticSparse(0.6)}, seed=seed)
+        return loss, ctl
+
+    saved, saved_ctl = build(0)
+    state = saved.state_dict()
+    assert sum(k.startswith("sparse_masks.") for k in state) == len(saved_ctl.masks) == 3
+    fresh, ctl = build(1)
+    fresh.load_state_dict(state)
+    for name, mask in ctl.masks.items():
+        assert torch.equal(mask, saved_ctl.masks[name])
+
+
+def test_torchrl_loss_loaded_before_sparsify_raises_naming_the_masks():
+    saved = SACLoss(sac_actor(), critic(), action_spec=SPEC)
+    sparsify(saved, {"qvalue_network": StaticSparse(0.6)}, seed=0)
+    fresh = SACLoss(sac_actor(), critic(), action_spec=SPEC)
+    with pytest.raises(RuntimeError, match="sparse_masks"):
+        fresh.load_state_dict(saved.state_dict())

@@ -14,8 +14,8 @@ import torch
 from sparse_toys import ToyMLP
 from torch import nn
 
-from torchrl_mst.sparse import allocate_kept_counts, erdos_renyi_densities
-from torchrl_mst.sparse.distributions import layer_score
+from torchrl_mst.sparse import erdos_renyi_densities
+from torchrl_mst.sparse.distributions import allocate_kept_counts, layer_score
 
 
 def bisection_densities(shapes, sparsity, distribution):

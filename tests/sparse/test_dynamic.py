@@ -206,3 +206,63 @@ def test_stats_as_dict_for_logging():
     }
     assert d["sparse/dropped"] == d["sparse/grown"] > 0
     assert ctl.last_update is stats[0]
+
+
+def test_rigl_paper_variant_regrows_just_dropped_positions_keeping_value_and_state():
+    """RigL's paper: grow among all positions not kept; a dropped-and-regrown weight keeps
+    its value and optimizer state; newly grown weights start at 0 with zero moments."""
+    regime = RigL.paper(update_interval=5, stop_step=100, drop_fraction=1.0)
+    assert (regime.grown_moments, regime.regrow_dropped) == ("zero", True)
+    torch.manual_seed(0)
+    net = ToyMLP(6, 40, 1, depth=3)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2, weight_decay=1e-2)
+    ctl = sparsify(net, regime, opt, seed=0)
+    train_steps(net, opt, ctl, 4, seed=0)
+    x, y = torch.randn(16, 6), torch.randn(16, 1)
+    opt.zero_grad()
+    (net(x) - y).pow(2).mean().backward()
+    dense = {n: net.get_parameter(n).grad.clone() for n in ctl.masks}
+    before = {n: m.clone() for n, m in ctl.masks.items()}
+    ctl.mask_gradients()
+    opt.step()
+    w_pre = {n: net.get_parameter(n).detach().clone() for n in ctl.masks}
+    m_pre = {n: opt.state[net.get_parameter(n)]["exp_avg"].clone() for n in ctl.masks}
+    stats = ctl.step()
+    frac = 0.5 * (1 + math.cos(math.pi * 5 / 100))
+    regrown_total = 0
+    for name, after in ctl.masks.items():
+        b = before[name].flatten()
+        n_on, n = int(b.sum()), b.numel()
+        k = min(math.floor(frac * n_on), n - n_on)
+        # independent recomputation: drop the k smallest |w| among active, then grow the
+        # k largest |g| among every position not kept (just-dropped ones included)
+        w, g = w_pre[name].flatten(), dense[name].flatten()
+        active = b.nonzero().flatten()
+        drop = set(active[w[active].abs().argsort()[:k]].tolist())
+        kept = b.clone()
+        kept[list(drop)] = False
+        cand = (~kept).nonzero().flatten()
+        grow = set(cand[g[cand].abs().argsort(descending=True)[:k]].tolist())
+        expected = kept.clone()
+        expected[list(grow)] = True
+        assert torch.equal(after.flatten(), expected), name
+        regrown = drop & grow
+        regrown_total += len(regrown)
+        assert stats.layers[name].dropped == len(drop - grow)
+        assert stats.layers[name].grown == len(grow - drop)
+        w_now = net.get_parameter(name).detach().flatten()
+        m_now = opt.state[net.get_parameter(name)]["exp_avg"].flatten()
+        r, new = sorted(regrown), sorted(grow - drop)
+        assert torch.equal(w_now[r], w[r]) and torch.equal(m_now[r], m_pre[name].flatten()[r])
+        assert torch.count_nonzero(w_now[new]) == 0 and torch.count_nonzero(m_now[new]) == 0
+    assert regrown_total > 0
+    assert_masked_zero(ctl, opt, net)
+
+
+def test_our_default_never_regrows_a_just_dropped_position():
+    regime = RigL(update_interval=5, stop_step=100, drop_fraction=1.0)
+    net, opt, ctl, stats, dense, before, w_pre = one_update(regime)
+    for name, after in ctl.masks.items():
+        b = before[name]
+        assert stats.layers[name].dropped == int((b & ~after).sum())
+        assert int((~b & after).sum()) == stats.layers[name].grown == stats.layers[name].dropped

@@ -11,7 +11,8 @@ import pytest
 import torch
 from sparse_toys import ToyMLP, assert_masked_zero, train_steps
 
-from torchrl_mst.sparse import GradualGrowth, GradualPruning, allocate_kept_counts, sparsify
+from torchrl_mst.sparse import GradualGrowth, GradualPruning, sparsify
+from torchrl_mst.sparse.distributions import allocate_kept_counts
 
 
 def cubic(t, t0, t1):

@@ -13,7 +13,8 @@ import torch
 from sparse_toys import ToyAgent, ToyMLP, assert_masked_zero, train_steps
 from torch import nn
 
-from torchrl_mst.sparse import Dense, RigL, StaticSparse, allocate_kept_counts, sparsify
+from torchrl_mst.sparse import Dense, RigL, StaticSparse, sparsify
+from torchrl_mst.sparse.distributions import allocate_kept_counts
 
 
 def test_counts_are_exactly_the_allocation_and_global_sparsity_is_exact():

@@ -7,10 +7,10 @@ from torchrl.data import Bounded
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_mst.data import MRQReplayBuffer
-from torchrl_mst.modules import ScalePreset, make_mrq_networks
+from torchrl_mst.modules import ScalePreset, make_mrq_networks, make_mrq_policies
 from torchrl_mst.objectives import MRQLoss
 from torchrl_mst.sparse import RigL, StaticSparse
-from torchrl_mst.trainers import MRQ, make_mrq_policies
+from torchrl_mst.trainers import MRQ
 
 TINY = ScalePreset("tiny", 1 / 32)
 
@@ -105,11 +105,11 @@ def test_regimes_keep_masked_weights_zero_through_training_and_in_targets():
     for name in ("critic", "actor"):
         ctrl = mrq.controllers[name]
         assert ctrl.sparsity() == pytest.approx(0.6, abs=0.02)
-        module = getattr(nets, name)
         for pname, mask in ctrl.masks.items():
-            weight = module.get_parameter(pname.removesuffix("_mask")) if pname.endswith(
-                "_mask") else module.get_parameter(pname)
+            weight = nets.get_parameter(pname)  # names: <module>.<layer path>.weight
+            target = loss._modules[f"target_{name}_params"].get(tuple(pname.split(".")[1:]))
             assert (weight[~mask] == 0).all(), pname
+            assert (target[~mask] == 0).all(), pname
     assert mrq.controllers["critic"].num_updates >= 4
     sd = mrq.state_dict()
     assert set(sd["controllers"]) == {"critic", "actor"}
@@ -143,3 +143,39 @@ def test_exploration_policy_adds_clipped_noise_only_when_exploring():
     assert noisy.abs().max() <= 1.0
     unclipped = (noisy - clean)[(noisy.abs() < 1)]
     assert 0.17 < unclipped.std() < 0.23
+
+
+def test_mrq_masks_are_in_the_loss_state_dict_and_targets_zero_from_construction():
+    nets, loss, rb, mrq = make(regimes={"critic": RigL(sparsity=0.6, update_interval=5,
+                                                        stop_step=40)})
+    masks = mrq.controllers["critic"].masks
+    keys = [k for k in loss.state_dict() if k.startswith("sparse_masks.")]
+    assert len(keys) == len(masks) > 0
+    for name, mask in masks.items():  # before any step or target copy
+        target = loss.target_critic_params.get(tuple(name.split(".")[1:]))
+        assert torch.count_nonzero(target[~mask]) == 0
+
+
+@pytest.mark.parametrize("order", ["load_then_sparsify", "sparsify_then_load"])
+def test_loading_a_sparsified_mrq_loss_is_order_independent(order):
+    regimes = {"critic": RigL(sparsity=0.6, update_interval=5, stop_step=40),
+               "actor": StaticSparse(sparsity=0.6)}
+    _, loss, rb, mrq = make(regimes=regimes)
+    for _ in range(12):  # two mask updates: masks differ from any fresh draw
+        mrq.step()
+    state = loss.state_dict()
+    nets2 = make_mrq_networks(4, 2, scale=TINY)
+    loss2 = MRQLoss(nets2.encoder, nets2.critic, nets2.actor, use_done_loss=False)
+    if order == "load_then_sparsify":
+        loss2.load_state_dict(state)
+        mrq2 = MRQ(loss2, rb, regimes=regimes, target_update_interval=10, seed=1)
+    else:
+        mrq2 = MRQ(loss2, rb, regimes=regimes, target_update_interval=10, seed=1)
+        loss2.load_state_dict(state)
+    for name in ("critic", "actor"):
+        for pname, mask in mrq2.controllers[name].masks.items():
+            assert torch.equal(mask, mrq.controllers[name].masks[pname]), pname
+    w_before = [p.detach().clone() for p in loss2.critic_params.values(True, True)]
+    mrq2.controllers["critic"].apply_masks()  # the next controller step zeroes nothing trained
+    for a, b in zip(w_before, loss2.critic_params.values(True, True)):
+        assert torch.equal(a, b)

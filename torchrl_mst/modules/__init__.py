@@ -1,7 +1,8 @@
-"""Network blocks (architecture types 1-6), MR.Q networks and scale presets."""
+"""Network blocks (architecture types 1-6), MR.Q networks, scale presets and policies."""
 
 from torchrl_mst.modules.blocks import BLOCK_TYPES, MLP, Block, BlockType, build_mlp, init_linear
 from torchrl_mst.modules.mrq import MRQActor, MRQCritic, MRQEncoder
+from torchrl_mst.modules.policies import MRQPolicy, make_mrq_policies
 from torchrl_mst.modules.presets import (
     MODULE_NAMES,
     SCALE_PRESETS,
@@ -23,10 +24,12 @@ __all__ = [
     "MRQCritic",
     "MRQEncoder",
     "MRQNetworks",
+    "MRQPolicy",
     "ScalePreset",
     "build_mlp",
     "count_parameters",
     "get_scale_preset",
     "init_linear",
     "make_mrq_networks",
+    "make_mrq_policies",
 ]

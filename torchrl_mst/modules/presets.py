@@ -16,6 +16,7 @@ from torch import nn
 
 from torchrl_mst.modules.blocks import BlockType
 from torchrl_mst.modules.mrq import MRQActor, MRQCritic, MRQEncoder
+from torchrl_mst.sparse import mask_of
 
 __all__ = [
     "MODULE_NAMES",
@@ -165,8 +166,9 @@ def make_mrq_networks(
 def count_parameters(module: nn.Module) -> dict[str, dict[str, int]]:
     """Per-child and total parameter counts: all parameters, and the active ones.
 
-    A weight sparsified by :func:`torchrl_mst.sparse.sparsify` carries a boolean
-    ``<name>_mask`` buffer on its module; its active count is the number of kept entries.
+    A weight sparsified by :func:`torchrl_mst.sparse.sparsify` (directly or through a loss)
+    has a boolean mask (:func:`torchrl_mst.sparse.mask_of`); its active count is the number
+    of kept entries.
     Every other parameter counts in full (a zero-initialised bias is still trained).
 
     Returns:
@@ -185,9 +187,8 @@ def count_parameters(module: nn.Module) -> dict[str, dict[str, int]]:
 
 def _count(module: nn.Module) -> dict[str, int]:
     total = active = 0
-    for owner in module.modules():
-        for pname, p in owner.named_parameters(recurse=False):
-            total += p.numel()
-            mask = getattr(owner, f"{pname}_mask", None)
-            active += int(mask.sum()) if isinstance(mask, torch.Tensor) else p.numel()
+    for p in module.parameters():
+        total += p.numel()
+        mask = mask_of(p)
+        active += int(mask.sum()) if mask is not None else p.numel()
     return {"total": total, "active": active}

@@ -21,6 +21,7 @@ from torchrl_mst.objectives.functional import (
     reward_bins,
     two_hot_cross_entropy,
 )
+from torchrl_mst.sparse import SparseMasks
 
 __all__ = ["MRQHardUpdate", "MRQLoss"]
 
@@ -73,6 +74,10 @@ class MRQLoss(LossModule):
         use_done_loss: whether the done term is on. MR.Q turns it on once any terminal
             transition has been stored (the trainer flips it); saved in ``state_dict``.
 
+    Sparse training: ``sparsify(loss, {"critic": RigL(...)}, critic_optimizer)``
+    (:func:`torchrl_mst.sparse.sparsify`) puts the masks in ``loss.sparse_masks`` (so in
+    ``loss.state_dict()``) and ties the target parameters to them.
+
     Examples:
         >>> from torchrl_mst.modules import make_mrq_networks, ScalePreset
         >>> nets = make_mrq_networks(4, 2, scale=ScalePreset("tiny", 1 / 16))
@@ -111,7 +116,18 @@ class MRQLoss(LossModule):
 
     tensor_keys: _AcceptedKeys
     default_keys = _AcceptedKeys
-    out_keys = ["loss_encoder", "loss_critic", "loss_actor"]  # noqa: RUF012 (TorchRL API)
+    #: Every entry :meth:`forward` writes (losses first).
+    out_keys = [  # noqa: RUF012 (TorchRL API)
+        "loss_encoder",
+        "loss_critic",
+        "loss_actor",
+        "encoder_dynamics",
+        "encoder_reward",
+        "encoder_done",
+        "pred_value",
+        "target_value",
+        "actor_q",
+    ]
     _schedulable_buffers = frozenset({"reward_scale", "target_reward_scale"})
 
     encoder: MRQEncoder
@@ -123,6 +139,7 @@ class MRQLoss(LossModule):
     actor: MRQActor
     actor_params: TensorDictParams
     target_actor_params: TensorDictParams
+    sparse_masks: SparseMasks
 
     def __init__(
         self,
@@ -175,6 +192,9 @@ class MRQLoss(LossModule):
         self.register_coeff_buffer("reward_scale", float(reward_scale))
         self.register_coeff_buffer("target_reward_scale", float(target_reward_scale))
         self.register_buffer("use_done_loss", torch.tensor(bool(use_done_loss)))
+        # Home of the masks of :func:`torchrl_mst.sparse.sparsify` (empty while dense); made
+        # here so that a sparsified state dict loads before or after sparsify.
+        self.sparse_masks = SparseMasks()
 
     # -- TorchRL plumbing ---------------------------------------------------------------
     def _forward_value_estimator_keys(self, **kwargs) -> None:
@@ -371,11 +391,15 @@ class MRQHardUpdate(TargetNetUpdater):
         self.reward_scale_fn = reward_scale_fn
         self.counter = 0
 
+    def copy(self) -> None:
+        """Copy the online parameters into the targets now (no counter involved)."""
+        super().step()
+
     def step(self) -> bool:  # type: ignore[override]
         """Advance one training step; copy (and refresh scales) if due. Returns whether it did."""
         due = self.counter % self.interval == 0
         if due:
-            super().step()
+            self.copy()
             if self.reward_scale_fn is not None:
                 self.loss_module.refresh_reward_scale(self.reward_scale_fn())
         self.counter += 1

@@ -1,22 +1,23 @@
-"""``sparsify`` and ``SparseController``: masks, schedules and optimizer-state bookkeeping.
+"""``SparseController``: the engine that applies any regime (masks, updates, optimizer state).
 
 Usage in a training step (the order matters)::
 
-    ctl = sparsify(critic, RigL(stop_step=800_000), critic_optim, seed=0)
+    ctl = sparsify(loss, {"critic": RigL(stop_step=800_000)}, critic_optim, seed=0)
     ...
-    loss.backward()
+    loss_value.backward()
     ctl.mask_gradients()          # before any clipping; keeps the dense grad on update steps
-    clip_grad_norm_(critic.parameters(), 20.0)
+    clip_grad_norm_(critic_params, 20.0)
     critic_optim.step()
     ctl.step()                    # topology updates if due; re-mask weights (and state)
-    target_updater.step()         # tied targets keep exact zeros (see tie_targets)
 
-Design (see ``docs/concepts/sparsity.md``):
+The controller checks no regime type: each :class:`~torchrl_mst.sparse.Regime` states when
+its masks change, how many weights each update drops and grows, and by which scores
+(``regimes.py``); the controller draws the initial masks, asks the regime at every step, and
+keeps the invariants:
 
 * masked-dense weights: the weight tensor holds exact zeros; no parametrization, no forward
-  hook, so the forward pass costs what the dense one costs and compiles unchanged;
-* masks are ``torch.bool`` buffers mutated in place (same tensor objects for the whole run,
-  so compiled graphs and state dicts see them);
+  hook on the loss path, so the forward pass costs what the dense one costs;
+* masks are ``torch.bool`` buffers mutated in place (same tensor objects for the whole run);
 * ``mask_gradients`` multiplies the gradients by the masks (one pass); on steps where
   a topology update will follow, it first keeps a copy of the dense gradients for growth;
 * ``step`` first drops and grows on update steps, then multiplies the weights by the masks
@@ -34,218 +35,46 @@ tf-agents path and TF SET do.
 
 from __future__ import annotations
 
-import math
 import zlib
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+from ._tensors import _MASK_OF, TargetLike, _Entry, _mul_masks_, _param_getter, _SparseTensor
 from .distributions import allocate_kept_counts
 from .dynamic import drop_indices, grow_indices
-from .masks import MASK_SUFFIX, random_mask, sparsifiable_layers
+from .masks import random_mask
 from .optim_state import check_optimizer_owns, param_group_of, param_shaped_state, reset_state_at
-from .regimes import (
-    SET,
-    GradualGrowth,
-    GradualPruning,
-    Regime,
-    RigL,
-    _DynamicSparse,
-    regime_from_dict,
-)
-from .schedules import (
-    cosine_drop_fraction,
-    cubic_progress,
-    is_dynamic_update_step,
-    is_gradual_update_step,
-)
+from .regimes import Regime, regime_from_dict
+from .stats import LayerUpdate, UpdateStats
 
-__all__ = ["LayerUpdate", "SparseController", "SparseParam", "UpdateStats", "sparsify"]
+__all__ = ["SparseController", "StateMasking"]
 
-_STATE_VERSION = 1
-TargetLike = torch.Tensor | Callable[[], torch.Tensor]
+StateMasking = Literal["auto", "always"]
+"""When optimizer state and tied targets are re-masked (see :class:`SparseController`)."""
+
+_STATE_VERSION = 2
 
 
-@dataclass
-class SparseParam:
-    """One tensor to sparsify, as handed to :class:`SparseController` (advanced use).
-
-    :func:`sparsify` builds these from ``nn.Linear``/``nn.Conv`` layers; the TorchRL
-    integration builds them from a loss module's parameter TensorDicts.
-
-    Attributes:
-        name: public name (key of ``controller.masks``).
-        param: the tensor the optimizer trains.
-        mask_owner: module on which the mask is registered as a buffer.
-        mask_attr: buffer name of the mask on ``mask_owner``.
-        ensemble_dims: number of leading dims indexing independent networks (1 for TorchRL's
-            stacked ``[K, out, in]`` critic parameters): each member gets its own ER count and
-            its own drop/grow.
-        targets: tensors (or zero-argument callables returning them) that must share the mask,
-            e.g. target-network copies; they are masked when tied and at every topology update
-            (every step with ``state_masking="always"``).
-    """
-
-    name: str
-    param: torch.Tensor
-    mask_owner: nn.Module
-    mask_attr: str
-    ensemble_dims: int = 0
-    targets: list[TargetLike] = field(default_factory=list)
-
-    @property
-    def layer_shape(self) -> tuple[int, ...]:
-        """Shape of one member (the weight shape of one network)."""
-        return tuple(self.param.shape[self.ensemble_dims :])
-
-    @property
-    def members(self) -> int:
-        """Number of ensemble members (1 without ensemble dims)."""
-        return math.prod(self.param.shape[: self.ensemble_dims])
-
-
-@dataclass(frozen=True)
-class LayerUpdate:
-    """What one topology update did to one sparsified tensor (summed over ensemble members).
-
-    Attributes:
-        dropped: weights switched off.
-        grown: weights switched on.
-        active: active weights after the update.
-        numel: size of the tensor.
-    """
-
-    dropped: int
-    grown: int
-    active: int
-    numel: int
-
-
-@dataclass(frozen=True)
-class UpdateStats:
-    """Statistics of the topology updates made at one optimizer step (for logging).
-
-    Attributes:
-        step: optimizer step of the update.
-        layers: tensor name -> :class:`LayerUpdate`, for every tensor of the updated regimes.
-        drop_fractions: regime key -> scheduled drop fraction :math:`f(t)` (RigL/SET only).
-    """
-
-    step: int
-    layers: dict[str, LayerUpdate]
-    drop_fractions: dict[str, float]
-
-    @property
-    def dropped(self) -> int:
-        """Weights switched off, over all updated tensors."""
-        return sum(u.dropped for u in self.layers.values())
-
-    @property
-    def grown(self) -> int:
-        """Weights switched on, over all updated tensors."""
-        return sum(u.grown for u in self.layers.values())
-
-    @property
-    def mask_change_fraction(self) -> float:
-        r"""Fraction of mask entries that flipped: :math:`|M_{old} \oplus M_{new}| / N`.
-
-        Dropped and grown sets are disjoint, so this is (dropped + grown) / numel over the
-        updated tensors. For RigL at density :math:`d` and drop fraction :math:`f` it is
-        about :math:`2fd`; ``grown / active`` is the fraction of connections replaced.
-        """
-        numel = sum(u.numel for u in self.layers.values())
-        return (self.dropped + self.grown) / numel if numel else 0.0
-
-    def as_dict(self, prefix: str = "sparse/") -> dict[str, float]:
-        """Flat scalars for a logger: dropped, grown, mask_change_fraction, drop_fraction/<key>."""
-        out = {
-            f"{prefix}dropped": float(self.dropped),
-            f"{prefix}grown": float(self.grown),
-            f"{prefix}mask_change_fraction": self.mask_change_fraction,
-        }
-        for key, value in self.drop_fractions.items():
-            out[f"{prefix}drop_fraction/{key or 'all'}"] = value
-        return out
-
-
-class _Entry:
-    """A SparseParam plus its controller-side state (kept counts per member)."""
-
-    def __init__(self, spec: SparseParam, counts: list[int], schedule_base: list[int]):
-        self.spec = spec
-        self.name = spec.name
-        self.param = spec.param
-        self.members = spec.members
-        self.member_numel = math.prod(spec.layer_shape)
-        self.counts = counts
-        # GradualPruning: zeros at the end; GradualGrowth: zeros at the start; else unused.
-        self.schedule_base = schedule_base
-
-    @property
-    def mask(self) -> torch.Tensor:
-        return getattr(self.spec.mask_owner, self.spec.mask_attr)
-
-    @property
-    def is_full(self) -> bool:
-        return all(c == self.member_numel for c in self.counts)
-
-    def targets(self) -> list[torch.Tensor]:
-        return [t() if callable(t) else t for t in self.spec.targets]
-
-    @property
-    def numel(self) -> int:
-        return self.members * self.member_numel
-
-
-@dataclass
 class _Group:
-    key: str
-    regime: Regime
-    entries: list[_Entry]
-
-    def is_update_step(self, t: int) -> bool:
-        r = self.regime
-        if isinstance(r, _DynamicSparse):
-            return is_dynamic_update_step(
-                t, update_interval=r.update_interval, stop_step=r.stop_step
-            )
-        if isinstance(r, (GradualPruning, GradualGrowth)):
-            return is_gradual_update_step(
-                t, start_step=r.start_step, stop_step=r.stop_step, interval=r.interval
-            )
-        return False
-
-    def needs_dense_grad(self, t: int) -> bool:
-        r = self.regime
-        grows_by_grad = isinstance(r, (RigL, GradualGrowth))
-        seeds_moments = isinstance(r, (SET, RigL, GradualGrowth)) and r.grown_moments == "gradient"
-        return (grows_by_grad or seeds_moments) and self.is_update_step(t)
-
-
-def _mul_masks_(tensors: list[torch.Tensor], masks: list[torch.Tensor]) -> None:
-    """``t *= mask`` for each pair; bool masks are read as uint8 (5x faster than bool on CPU)."""
-    if not tensors:
-        return
-    views = [m.view(torch.uint8) for m in masks]
-    if tensors[0].device.type == "cpu":
-        for t, m in zip(tensors, views):
-            t.mul_(m)
-    else:
-        torch._foreach_mul_(tensors, views)
+    def __init__(self, key: str, regime: Regime, entries: list[_Entry]) -> None:
+        self.key = key
+        self.regime = regime
+        self.entries = entries
 
 
 class SparseController:
     r"""State and per-step logic of one or more sparse regimes sharing one optimizer.
 
-    Built by :func:`sparsify` (or :func:`torchrl_mst.integrations.sparsify_loss`); see the
-    module docstring for the call order. One controller = one step counter: give modules
-    trained by different optimizers (stepped at different rates) their own controllers.
+    Built by :func:`~torchrl_mst.sparse.sparsify`; see the module docstring for the call
+    order. One controller = one step counter: give modules trained by different optimizers
+    (stepped at different rates) their own controllers.
 
     Args:
-        groups: ``(key, regime, tensors)`` triples; ``key`` names the regime in statistics.
+        groups: ``(key, regime, tensors)`` triples; ``key`` names the regime in statistics
+            (internal: :func:`~torchrl_mst.sparse.sparsify` builds them).
         optimizer: optimizer training every tensor, or ``None`` (then no optimizer state is
             masked or reset; fine for plain SGD without momentum).
         seed: seed of the controller's own generators (masks, tie-breaking, SET growth).
@@ -263,11 +92,11 @@ class SparseController:
 
     def __init__(
         self,
-        groups: Sequence[tuple[str, Regime, Sequence[SparseParam]]],
+        groups: Sequence[tuple[str, Regime, Sequence[_SparseTensor]]],
         optimizer: torch.optim.Optimizer | None = None,
         *,
         seed: int | None = None,
-        state_masking: str = "auto",
+        state_masking: StateMasking = "auto",
     ) -> None:
         if state_masking not in ("auto", "always"):
             raise ValueError(
@@ -290,18 +119,20 @@ class SparseController:
 
         specs_by_group = self._validate(groups, optimizer)
         with torch.no_grad():
-            for (key, regime), specs in specs_by_group:
+            for key, regime, specs in specs_by_group:
                 self._groups.append(self._init_group(key, regime, specs))
             self._apply_masks()
 
     # ------------------------------------------------------------------ construction
     @staticmethod
-    def _validate(groups, optimizer):
+    def _validate(
+        groups: Sequence[tuple[str, Regime, Sequence[_SparseTensor]]],
+        optimizer: torch.optim.Optimizer | None,
+    ) -> list[tuple[str, Regime, list[_SparseTensor]]]:
         seen: dict[int, str] = {}
         keys: set[str] = set()
         out = []
-        for item in groups:
-            key, regime, specs = item
+        for key, regime, given in groups:
             if not isinstance(regime, Regime):
                 raise TypeError(
                     f"Regime for {key or 'the module'!r} must be a Regime (Dense(), "
@@ -310,9 +141,9 @@ class SparseController:
             if key in keys:
                 raise ValueError(f"Regime key {key!r} appears twice.")
             keys.add(key)
-            specs = list(specs)
+            specs = list(given)
             if regime.is_dense:
-                out.append(((key, regime), []))
+                out.append((key, regime, []))
                 continue
             regime.check_ready()
             if not specs:
@@ -328,10 +159,10 @@ class SparseController:
                         f"and {key!r}); a tensor can follow only one regime."
                     )
                 seen[id(spec.param)] = key
-                if hasattr(spec.mask_owner, spec.mask_attr):
+                if spec.mask_attr in spec.mask_owner._buffers:
                     raise ValueError(
                         f"Tensor {spec.name!r} is already sparsified: its owner already has a "
-                        f"{spec.mask_attr!r} attribute. A regime cannot be applied twice to the "
+                        f"{spec.mask_attr!r} buffer. A regime cannot be applied twice to the "
                         "same tensor; reuse the first controller (or build a fresh module)."
                     )
                 if spec.param.dim() - spec.ensemble_dims < 2:
@@ -341,9 +172,17 @@ class SparseController:
                     )
                 if not spec.param.is_contiguous():
                     raise ValueError(f"Tensor {spec.name!r} must be contiguous.")
-            out.append(((key, regime), specs))
+                if spec.initial_mask is not None and (
+                    spec.initial_mask.dtype != torch.bool
+                    or tuple(spec.initial_mask.shape) != tuple(spec.param.shape)
+                ):
+                    raise ValueError(
+                        f"The loaded mask of {spec.name!r} is not a bool tensor of shape "
+                        f"{tuple(spec.param.shape)}: the state dict comes from another model."
+                    )
+            out.append((key, regime, specs))
         if optimizer is not None:
-            check_optimizer_owns(optimizer, {s.name: s.param for _, specs in out for s in specs})
+            check_optimizer_owns(optimizer, {s.name: s.param for _, _, ss in out for s in ss})
         return out
 
     def _generator(self, device: torch.device) -> torch.Generator:
@@ -355,37 +194,32 @@ class SparseController:
             self._generators[name] = gen
         return gen
 
-    def _init_group(self, key: str, regime: Regime, specs: list[SparseParam]) -> _Group:
+    def _init_group(self, key: str, regime: Regime, specs: list[_SparseTensor]) -> _Group:
         if regime.is_dense:
             return _Group(key, regime, [])
-        shapes: dict[str, tuple[int, ...]] = {}
-        for spec in specs:
-            for b in range(spec.members):
-                shapes[_member_name(spec, b)] = spec.layer_shape
-        if isinstance(regime, GradualGrowth):
-            sparsity = regime.initial_sparsity
-        else:
-            sparsity = regime.sparsity  # type: ignore[attr-defined]
-        kept = allocate_kept_counts(shapes, sparsity, regime.distribution)  # type: ignore[attr-defined]
-
+        shapes = {
+            spec.member_name(b): spec.layer_shape for spec in specs for b in range(spec.members)
+        }
+        kept = allocate_kept_counts(shapes, regime.mask_sparsity, regime.mask_distribution)
         entries = []
         for spec in specs:
-            n = math.prod(spec.layer_shape)
-            target = [kept[_member_name(spec, b)] for b in range(spec.members)]
-            if isinstance(regime, GradualPruning):
-                counts, base = [n] * spec.members, [n - c for c in target]
-            elif isinstance(regime, GradualGrowth):
-                counts, base = list(target), [n - c for c in target]
+            n = _numel(spec.layer_shape)
+            allocated = [kept[spec.member_name(b)] for b in range(spec.members)]
+            device = spec.param.device
+            if spec.initial_mask is not None:
+                mask = spec.initial_mask.detach().to(device=device).clone()
+                counts = mask.reshape(spec.members, -1).sum(dim=1).tolist()
             else:
-                counts, base = list(target), []
-            gen = self._generator(spec.param.device)
-            members = [
-                random_mask(spec.layer_shape, c, generator=gen, device=spec.param.device)
-                for c in counts
-            ]
-            mask = torch.stack(members).view(spec.param.shape)
+                counts = [regime.initial_active(c, n) for c in allocated]
+                gen = self._generator(device)
+                members = [
+                    random_mask(spec.layer_shape, c, generator=gen, device=device) for c in counts
+                ]
+                mask = torch.stack(members).view(spec.param.shape)
             spec.mask_owner.register_buffer(spec.mask_attr, mask, persistent=True)
-            entries.append(_Entry(spec, counts, base))
+            entry = _Entry(spec, counts, allocated)
+            _MASK_OF[spec.param] = entry
+            entries.append(entry)
         return _Group(key, regime, entries)
 
     # ------------------------------------------------------------------ public API
@@ -434,12 +268,12 @@ class SparseController:
     def tie_targets(self, targets: nn.Module | Mapping[str, TargetLike]) -> None:
         r"""Make target-network tensors share the masks.
 
-        A hard copy of a masked network copies its zeros, and a soft (Polyak) update
-        :math:`\theta' \leftarrow \tau\theta + (1-\tau)\theta'` keeps masked entries exactly 0
-        as long as the target is already 0 there; a topology update (or a target that was
-        copied before sparsifying) breaks that. Tied targets are masked now and at every
-        topology update (every step with ``state_masking="always"`` or when gradients were not
-        masked), so their masked entries stay exactly 0 through any number of updates.
+        :func:`~torchrl_mst.sparse.sparsify` ties a loss's target parameters by itself; use
+        this for a target *module* you keep yourself. A hard copy of a masked network copies
+        its zeros, and a soft (Polyak) update keeps masked entries exactly 0 as long as the
+        target is already 0 there; a topology update (or a target that was copied before
+        sparsifying) breaks that. Tied targets are masked now and at every topology update
+        (every step with ``state_masking="always"`` or when gradients were not masked).
 
         Args:
             targets: a module with the same parameter names as the sparsified one (e.g. its
@@ -447,17 +281,16 @@ class SparseController:
                 returning the tensor, for containers that replace tensors on ``.to()``).
         """
         entries = {e.name: e for e in self._entries()}
+        mapping: dict[str, TargetLike] = {}
         if isinstance(targets, nn.Module):
-            module = targets
-            names = dict(module.named_parameters())
-            mapping: dict[str, TargetLike] = {}
+            names = dict(targets.named_parameters())
             for name in entries:
                 if name not in names:
                     raise KeyError(
                         f"Target module has no parameter {name!r}; expected the same structure "
                         "as the sparsified module (e.g. a deepcopy of it)."
                     )
-                mapping[name] = _param_getter(module, name)
+                mapping[name] = _param_getter(targets, name)
         else:
             mapping = dict(targets)
         with torch.no_grad():
@@ -479,11 +312,11 @@ class SparseController:
         """Zero the gradients of masked positions (call after backward, before clipping).
 
         On a step where a topology update will follow (the next :meth:`step` call), the dense
-        gradients of the regimes that grow by gradient (RigL, GradualGrowth) or seed grown
-        moments from it are copied first, so growth uses the dense gradient of this batch.
-        Tensors without ``.grad`` are skipped. Calling it is optional for correctness of the
-        weights (``step`` re-masks them) but required for correct gradient-norm clipping.
-        With gradient accumulation, call it once, after the last backward.
+        gradients of the regimes that read them (gradient growth, gradient-seeded moments)
+        are copied first, so growth uses the dense gradient of this batch. Tensors without
+        ``.grad`` are skipped. Calling it is optional for correctness of the weights
+        (``step`` re-masks them) but required for correct gradient-norm clipping. With
+        gradient accumulation, call it once, after the last backward.
         """
         t_next = self._step + 1
         self._grads_masked_for = t_next
@@ -491,7 +324,7 @@ class SparseController:
         grads: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
         for group in self._groups:
-            keep_dense = group.needs_dense_grad(t_next)
+            keep_dense = group.regime.needs_dense_grad(t_next)
             for e in group.entries:
                 grad = e.param.grad
                 if grad is None:
@@ -522,8 +355,13 @@ class SparseController:
         drop_fractions: dict[str, float] = {}
         with torch.no_grad():
             for group in self._groups:
-                if group.is_update_step(t):
-                    self._update_group(group, t, layers, drop_fractions)
+                if group.regime.is_dense or not group.regime.is_update_step(t):
+                    continue
+                fraction = group.regime.scheduled_drop_fraction(t)
+                if fraction is not None:
+                    drop_fractions[group.key] = fraction
+                for e in group.entries:
+                    layers[e.name] = self._update_entry(group.regime, e, t)
             full = self.state_masking == "always" or bool(layers) or self._grads_masked_for != t
             self._apply_masks(everything=full)
         self._stash = {}
@@ -541,7 +379,7 @@ class SparseController:
         """
         self._apply_masks()
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ the engine
     def _apply_masks(self, everything: bool = True) -> None:
         tensors: list[torch.Tensor] = []
         masks: list[torch.Tensor] = []
@@ -574,87 +412,65 @@ class SparseController:
             )
         return grad
 
-    def _update_group(self, group: _Group, t: int, layers: dict, drop_fractions: dict) -> None:
-        regime = group.regime
-        if isinstance(regime, _DynamicSparse):
-            frac = cosine_drop_fraction(
-                t, drop_fraction=regime.drop_fraction, stop_step=regime.stop_step
-            )
-            drop_fractions[group.key] = frac
-        for e in group.entries:
-            dropped = grown = 0
-            n = e.member_numel
-            if isinstance(regime, _DynamicSparse):
-                ks = [min(math.floor(frac * c), n - c) for c in e.counts]
-                if any(ks):
-                    by_grad = isinstance(regime, RigL)
-                    grad = self._dense_grad(e, required=by_grad)
-                    dropped, grown = self._drop_and_grow(
-                        e, ks, ks, grad, by_grad, regime.grown_moments
-                    )
-            elif isinstance(regime, GradualPruning):
-                c = cubic_progress(t, start_step=regime.start_step, stop_step=regime.stop_step)
-                new = [n - round(z * c) for z in e.schedule_base]
-                ks = [max(0, old - want) for old, want in zip(e.counts, new)]
-                if any(ks):
-                    dropped, grown = self._drop_and_grow(e, ks, [0] * len(ks), None, False, "zero")
-            elif isinstance(regime, GradualGrowth):
-                c = cubic_progress(t, start_step=regime.start_step, stop_step=regime.stop_step)
-                new = [n - round(z * (1.0 - c)) for z in e.schedule_base]
-                ks = [max(0, want - old) for old, want in zip(e.counts, new)]
-                if any(ks):
-                    grad = self._dense_grad(e, required=True)
-                    dropped, grown = self._drop_and_grow(
-                        e, [0] * len(ks), ks, grad, True, regime.grown_moments
-                    )
-            layers[e.name] = LayerUpdate(dropped, grown, sum(e.counts), e.numel)
-
-    def _drop_and_grow(
-        self,
-        e: _Entry,
-        n_drop: list[int],
-        n_grow: list[int],
-        grad: torch.Tensor | None,
-        grow_by_grad: bool,
-        grown_moments: str,
-    ) -> tuple[int, int]:
-        """Per member: drop ``n_drop[b]`` smallest active, grow ``n_grow[b]`` among inactive.
-
-        Returns ``(dropped, grown)`` summed over members.
-        """
+    def _update_entry(self, regime: Regime, e: _Entry, t: int) -> LayerUpdate:
+        """Apply one update of ``regime`` to one tensor; per member: drop, then grow."""
+        n = e.member_numel
+        sizes = [regime.update_sizes(t, c, a, n) for c, a in zip(e.counts, e.allocated)]
+        if not any(d or g for d, g in sizes):
+            return LayerUpdate(0, 0, sum(e.counts), e.numel)
+        reads_grad = regime.grows_by_gradient or regime.grown_init == "gradient"
+        grows = any(g for _, g in sizes)
+        grad = (
+            self._dense_grad(e, required=regime.grows_by_gradient and grows) if reads_grad else None
+        )
         weight = e.param.detach().view(e.members, -1)
         mask = e.mask.view(e.members, -1)
         flat_grad = grad.detach().reshape(e.members, -1) if grad is not None else None
         gen = self._generator(weight.device)
-        drops, grows = [], []
-        for b in range(e.members):
-            candidates = ~mask[b]  # inactive BEFORE this update: just-dropped are excluded
-            if n_drop[b]:
-                idx = drop_indices(weight[b], mask[b], n_drop[b], generator=gen)
-                mask[b, idx] = False
-                weight[b, idx] = 0
-                drops.append(idx + b * e.member_numel)
-            if n_grow[b]:
-                scores = flat_grad[b] if (grow_by_grad and flat_grad is not None) else None
-                idx = grow_indices(candidates, n_grow[b], generator=gen, scores=scores)
-                mask[b, idx] = True
-                weight[b, idx] = 0
-                grows.append(idx + b * e.member_numel)
-            e.counts[b] += n_grow[b] - n_drop[b]
+        drops, grown = [], []
+        for b, (n_drop, n_grow) in enumerate(sizes):
+            g_b = flat_grad[b] if flat_grad is not None else None
+            drop_idx = weight.new_empty(0, dtype=torch.long)
+            grow_idx = weight.new_empty(0, dtype=torch.long)
+            if n_drop:
+                drop_idx = drop_indices(
+                    regime.drop_score(weight[b], g_b), mask[b], n_drop, generator=gen
+                )
+            if n_grow:
+                candidates = ~mask[b]  # inactive BEFORE this update
+                if regime.regrows_dropped:
+                    candidates[drop_idx] = True  # RigL's paper: just-dropped may come back
+                grow_idx = grow_indices(
+                    candidates, n_grow, generator=gen, scores=regime.grow_score(weight[b], g_b)
+                )
+            if regime.regrows_dropped and n_drop and n_grow:
+                # Dropped and regrown by the same update: the weight keeps its value and
+                # optimizer state; neither a drop nor a growth happened there.
+                kept = torch.isin(drop_idx, grow_idx)
+                grow_idx = grow_idx[~torch.isin(grow_idx, drop_idx)]
+                drop_idx = drop_idx[~kept]
+            mask[b, drop_idx] = False
+            weight[b, drop_idx] = 0
+            mask[b, grow_idx] = True
+            weight[b, grow_idx] = 0
+            drops.append(drop_idx + b * n)
+            grown.append(grow_idx + b * n)
+            e.counts[b] += n_grow - n_drop
+        drop_all, grow_all = torch.cat(drops), torch.cat(grown)
         if self.optimizer is not None:
             group = param_group_of(self.optimizer, e.param)
-            if drops:
-                reset_state_at(self.optimizer, e.param, torch.cat(drops), mode="zero", group=group)
-            if grows:
+            if drop_all.numel():
+                reset_state_at(self.optimizer, e.param, drop_all, mode="zero", group=group)
+            if grow_all.numel():
                 reset_state_at(
                     self.optimizer,
                     e.param,
-                    torch.cat(grows),
+                    grow_all,
                     grad=grad,
-                    mode=grown_moments,
+                    mode=regime.grown_init,
                     group=group,
                 )
-        return sum(n_drop), sum(n_grow)
+        return LayerUpdate(int(drop_all.numel()), int(grow_all.numel()), sum(e.counts), e.numel)
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -662,7 +478,8 @@ class SparseController:
 
         Returns:
             ``{"version", "step", "num_updates", "seed", "regimes", "tensors", "masks",
-            "generators"}``; masks are copies (the module's ``state_dict`` also holds them).
+            "generators"}``; masks are copies (the loss's or module's ``state_dict`` also holds
+            them).
         """
         return {
             "version": _STATE_VERSION,
@@ -675,7 +492,7 @@ class SparseController:
                     "shape": list(e.param.shape),
                     "ensemble_dims": e.spec.ensemble_dims,
                     "counts": list(e.counts),
-                    "schedule_base": list(e.schedule_base),
+                    "allocated": list(e.allocated),
                 }
                 for e in self._entries()
             },
@@ -687,17 +504,18 @@ class SparseController:
         """Restore a :meth:`state_dict`, after checking it matches this controller.
 
         Masks are copied in place into the existing buffers, then weights, optimizer state
-        and targets are re-masked (a no-op if they were saved from the same run).
+        and targets are re-masked (a no-op if they were saved from the same run). Version-1
+        state dicts (before regimes owned their rule) load too.
 
         Args:
             state_dict: output of :meth:`state_dict`.
 
         Raises:
-            ValueError: on a different version, regime configuration, tensor set, shape,
-                or on masks inconsistent with their recorded counts.
+            ValueError: on an unknown version, a different regime configuration, tensor set,
+                shape, or on masks inconsistent with their recorded counts.
         """
         version = state_dict.get("version")
-        if version != _STATE_VERSION:
+        if version not in (1, _STATE_VERSION):
             raise ValueError(
                 f"Unsupported SparseController state version {version!r} (expected "
                 f"{_STATE_VERSION})."
@@ -741,7 +559,10 @@ class SparseController:
                 e = entries[name]
                 e.mask.copy_(state_dict["masks"][name])
                 e.counts = list(info["counts"])
-                e.schedule_base = list(info["schedule_base"])
+                if "allocated" in info:
+                    e.allocated = list(info["allocated"])
+                elif info.get("schedule_base"):  # version 1 stored zeros at the schedule's end
+                    e.allocated = [e.member_numel - z for z in info["schedule_base"]]
             self._step = int(state_dict["step"])
             self.seed = int(state_dict["seed"])  # generators of devices not used yet derive from it
             self._num_updates = int(state_dict["num_updates"])
@@ -764,102 +585,8 @@ class SparseController:
         )
 
 
-def _member_name(spec: SparseParam, b: int) -> str:
-    return spec.name if spec.ensemble_dims == 0 else f"{spec.name}[{b}]"
-
-
-def _param_getter(module: nn.Module, name: str) -> Callable[[], torch.Tensor]:
-    owner_name, _, attr = name.rpartition(".")
-
-    def get() -> torch.Tensor:
-        owner = module.get_submodule(owner_name) if owner_name else module
-        return getattr(owner, attr)
-
-    return get
-
-
-def _join(*parts: str) -> str:
-    return ".".join(p for p in parts if p)
-
-
-def sparsify(
-    module: nn.Module,
-    regime: Regime | Mapping[str, Regime],
-    optimizer: torch.optim.Optimizer | None = None,
-    *,
-    seed: int | None = None,
-    state_masking: str = "auto",
-) -> SparseController:
-    """Apply a training regime to a module in place and return its controller.
-
-    Every ``weight`` of an ``nn.Linear`` or ``nn.Conv*`` layer (subclasses included) under
-    the module gets a boolean buffer ``weight_mask`` next to it, with exact per-layer kept
-    counts from :func:`~torchrl_mst.sparse.allocate_kept_counts`, drawn uniformly at random;
-    masked weights (and their optimizer state) are zeroed now. Biases and norms stay dense.
-
-    Args:
-        module: the module to sparsify.
-        regime: one regime for the whole module, or a mapping submodule name -> regime to
-            combine regimes (e.g. ``{"critic": RigL(...), "actor": StaticSparse()}``); keys are
-            names accepted by ``module.get_submodule`` (``""`` = the module itself).
-        optimizer: the optimizer that trains the module (its state is masked and reset), or
-            ``None``.
-        seed: seed of the controller's generators (see :class:`SparseController`).
-        state_masking: ``"auto"`` or ``"always"`` (see :class:`SparseController`).
-
-    Returns:
-        The :class:`SparseController`. Names in ``controller.masks`` are parameter names
-        relative to ``module`` (e.g. ``"critic.q1.blocks.0.linear.weight"``).
-
-    Raises:
-        ValueError: no Linear/Conv weight under a non-dense regime, a tensor sparsified twice,
-            an optimizer not owning the parameters, or a schedule left unset (``stop_step``).
-        TypeError: a regime that is not a :class:`Regime`.
-
-    Example:
-        >>> import torch
-        >>> from torch import nn
-        >>> from torchrl_mst.sparse import StaticSparse, sparsify
-        >>> net = nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(),
-        ...                     nn.Linear(64, 1))
-        >>> opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
-        >>> ctl = sparsify(net, StaticSparse(sparsity=0.6), opt, seed=0)
-        >>> round(ctl.sparsity(), 4), sorted(ctl.masks)
-        (0.6, ['0.weight', '2.weight', '4.weight'])
-    """
-    if not isinstance(module, nn.Module):
-        raise TypeError(f"module must be an nn.Module, got {type(module).__name__}.")
-    if isinstance(regime, Regime):
-        spec: dict[str, Regime] = {"": regime}
-    elif isinstance(regime, Mapping):
-        spec = dict(regime)
-        for key in spec:
-            if not isinstance(key, str):
-                raise TypeError(f"Regime mapping keys must be submodule names, got {key!r}.")
-    else:
-        raise TypeError(
-            "regime must be a Regime (Dense(), StaticSparse(), RigL(), SET(), GradualPruning(), "
-            f"GradualGrowth()) or a mapping submodule name -> Regime, got {type(regime).__name__}."
-        )
-    groups = []
-    for key, reg in spec.items():
-        try:
-            sub = module.get_submodule(key) if key else module
-        except AttributeError as err:
-            children = [n for n, _ in module.named_children()]
-            raise ValueError(
-                f"{type(module).__name__} has no submodule {key!r} (children: {children})."
-            ) from err
-        params = []
-        if isinstance(reg, Regime) and not reg.is_dense:
-            for lname, layer in sparsifiable_layers(sub):
-                params.append(
-                    SparseParam(
-                        name=_join(key, lname, "weight"),
-                        param=layer.weight,
-                        mask_owner=layer,
-                        mask_attr="weight" + MASK_SUFFIX,
-                    )
-                )
-        groups.append((key, reg, params))
-    return SparseController(groups, optimizer, seed=seed, state_masking=state_masking)
+def _numel(shape: Sequence[int]) -> int:
+    out = 1
+    for d in shape:
+        out *= d
+    return out

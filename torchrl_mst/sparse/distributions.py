@@ -43,7 +43,7 @@ from fractions import Fraction
 from torch import nn
 
 from .masks import sparsifiable_layers
-from .regimes import DISTRIBUTIONS, _check_choice, _check_sparsity
+from .regimes import _DISTRIBUTIONS, _check_choice, _check_sparsity
 
 __all__ = ["allocate_kept_counts", "erdos_renyi_densities", "layer_score"]
 
@@ -58,7 +58,7 @@ def layer_score(shape: Sequence[int], distribution: str = "er") -> float:
     Returns:
         The score; the layer's density is ``epsilon * score``.
     """
-    _check_choice("distribution", distribution, DISTRIBUTIONS)
+    _check_choice("distribution", distribution, _DISTRIBUTIONS)
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2 or min(shape) < 1:
         raise ValueError(f"A sparsified weight needs at least 2 non-empty dims, got {shape}.")
@@ -90,7 +90,7 @@ def allocate_kept_counts(
         {'hidden': 26061, 'head': 256}
     """
     _check_sparsity("sparsity", sparsity)
-    _check_choice("distribution", distribution, DISTRIBUTIONS)
+    _check_choice("distribution", distribution, _DISTRIBUTIONS)
     if not shapes:
         raise ValueError("allocate_kept_counts needs at least one layer shape.")
     names = list(shapes)

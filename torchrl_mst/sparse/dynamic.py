@@ -2,8 +2,9 @@
 
 Every function works on flat 1-D views of ONE layer (one ensemble member) and returns flat
 indices; the caller edits the mask, the weight and the optimizer state. The four regimes
-differ only in which of these they call: RigL = drop by magnitude + grow by gradient, SET =
-drop by magnitude + grow at random, gradual pruning = drop only, gradual growth = grow only.
+differ only in the scores they hand to these (``Regime.drop_score``/``Regime.grow_score``):
+RigL = drop by magnitude + grow by gradient, SET = drop by magnitude + grow at random,
+gradual pruning = drop only, gradual growth = grow only.
 
 Ties are broken at random with a seeded generator, without sorting: each score is turned
 into an ``int64`` key ``(bits(|x|) << 31) | r`` where ``bits`` is the IEEE-754 bit pattern
@@ -48,12 +49,12 @@ def ranking_keys(
 
 
 def drop_indices(
-    weight: torch.Tensor, mask: torch.Tensor, k: int, *, generator: torch.Generator
+    scores: torch.Tensor, mask: torch.Tensor, k: int, *, generator: torch.Generator
 ) -> torch.Tensor:
-    """The ``k`` active entries of smallest magnitude.
+    """The ``k`` active entries of smallest ``|scores|`` (the drop score; magnitude: the weights).
 
     Args:
-        weight: flat weights of one layer.
+        scores: flat drop scores of one layer (magnitude pruning: its weights).
         mask: flat bool mask of the same size (``True`` = active); must hold at least ``k``
             active entries.
         k: number of entries to drop.
@@ -62,7 +63,7 @@ def drop_indices(
     Returns:
         Flat ``int64`` indices (all active), ``k`` of them.
     """
-    keys = ranking_keys(weight, weight.numel(), generator=generator, device=weight.device)
+    keys = ranking_keys(scores, scores.numel(), generator=generator, device=scores.device)
     keys.masked_fill_(~mask, _INT64_MAX)
     return torch.topk(keys, k, largest=False, sorted=False).indices
 

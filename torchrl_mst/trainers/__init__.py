@@ -1,5 +1,5 @@
-"""MR.Q's training step (:class:`MRQ`), the training loop and checkpoints."""
+"""MR.Q's training step (:class:`MRQ`), its metric names, the training loop and checkpoints."""
 
-from torchrl_mst.trainers.mrq import MRQ, MRQPolicy, make_mrq_policies
+from torchrl_mst.trainers.mrq import MRQ
 
-__all__ = ["MRQ", "MRQPolicy", "make_mrq_policies"]
+__all__ = ["MRQ"]

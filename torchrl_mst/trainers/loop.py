@@ -36,7 +36,12 @@ from torchrl_mst.diagnostics import (
     stable_rank,
 )
 from torchrl_mst.envs import make_env, parse_env_name
-from torchrl_mst.modules import MRQNetworks, count_parameters, make_mrq_networks
+from torchrl_mst.modules import (
+    MRQNetworks,
+    count_parameters,
+    make_mrq_networks,
+    make_mrq_policies,
+)
 from torchrl_mst.objectives import MRQLoss
 from torchrl_mst.recipes import parse_regime, resolve_recipe
 from torchrl_mst.trainers.checkpoint import (
@@ -47,7 +52,7 @@ from torchrl_mst.trainers.checkpoint import (
     set_env_rng_state,
     set_global_rng_state,
 )
-from torchrl_mst.trainers.mrq import MRQ, make_mrq_policies
+from torchrl_mst.trainers.mrq import MRQ
 
 __all__ = ["RunResult", "train"]
 
@@ -103,13 +108,7 @@ class _Run:
         )
         train_steps = max(1, cfg.steps - cfg.random_steps)
         regimes = {
-            name: parse_regime(
-                plan.regime,
-                total_steps=train_steps,
-                update_interval=cfg.rigl_update_interval,
-                drop_fraction=cfg.rigl_drop_fraction,
-                stop_fraction=cfg.sparse_stop_fraction,
-            )
+            name: parse_regime(plan.regime, total_steps=train_steps, **cfg.regime_options())
             for name, plan in plans.items()
         }
         self.mrq = MRQ(

@@ -1,40 +1,42 @@
-"""One MR.Q training step, top to bottom, with per-module optimizers and sparse regimes."""
+"""MR.Q's update (:class:`MRQ`): one method, :meth:`MRQ.step`, reads top to bottom."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import TensorDictModule, TensorDictSequential
-from torch import nn
-from torchrl.data import TensorSpec
-from torchrl.modules import AdditiveGaussianModule
 
 from torchrl_mst.data import MRQReplayBuffer
 from torchrl_mst.modules.presets import MODULE_NAMES
 from torchrl_mst.objectives import MRQHardUpdate, MRQLoss
+from torchrl_mst.sparse import Regime, SparseController, sparsify
+from torchrl_mst.trainers import metrics as M
 
-__all__ = ["MRQ", "MRQPolicy", "make_mrq_policies"]
+__all__ = ["MRQ"]
 
 
 class MRQ:
     """MR.Q's training step over an :class:`MRQLoss` and an :class:`MRQReplayBuffer`.
 
-    One call to :meth:`step` (once per environment step after the random phase) does:
+    :meth:`step` (once per environment step after the random phase) does, in this order,
+    as the release's ``Agent.train()``:
 
     1. every ``target_update_interval`` steps (at 0, 250, ...): copy online -> target
-       networks, refresh the reward scales (``reward_scale <- mean |r|`` in the buffer),
-       switch the done loss on iff a terminal transition was ever stored, then run
+       networks; swap the reward scales (``target <- online``, ``online <- mean |r|`` in the
+       buffer); switch the done loss on iff a terminal transition was ever stored; run
        ``target_update_interval`` encoder updates, each on a fresh batch;
-    2. one critic update (grad-norm clip 20) and one actor update on one batch, using the
-       first ``value_horizon`` steps of its windows;
-    3. write the LAP priorities of that batch back to the buffer.
+    2. one critic update (grad-norm clip 20) on a fresh batch (its first ``value_horizon``
+       steps);
+    3. one actor update on the same batch;
+    4. write the LAP priorities of that batch back to the buffer.
 
-    Each module has its own (fused) AdamW optimizer and, optionally, a sparse regime
-    (:func:`torchrl_mst.sparse.sparsify`): gradients of masked weights are zeroed before
-    clipping, and the regime's controller steps right after its optimizer.
+    Each module has its own (fused) AdamW optimizer and, optionally, a sparse regime applied
+    through the loss (:func:`torchrl_mst.sparse.sparsify`: masks in ``loss.sparse_masks``,
+    targets tied): gradients of masked weights are zeroed before clipping, and the regime's
+    controller steps right after its optimizer.
 
     Args:
         loss: the :class:`MRQLoss` holding encoder, critic and actor.
@@ -54,15 +56,13 @@ class MRQ:
         loss: MRQLoss,
         replay_buffer: MRQReplayBuffer,
         *,
-        regimes: Mapping[str, object] | None = None,
+        regimes: Mapping[str, Regime] | None = None,
         lr: Mapping[str, float] | None = None,
         weight_decay: float = 1e-4,
         critic_grad_clip: float = 20.0,
         target_update_interval: int = 250,
         seed: int | None = None,
     ) -> None:
-        from torchrl_mst.sparse import sparsify
-
         self.loss = loss
         self.replay_buffer = replay_buffer
         lrs = {"encoder": 1e-4, "critic": 3e-4, "actor": 3e-4} | dict(lr or {})
@@ -70,6 +70,10 @@ class MRQ:
         unknown -= set(MODULE_NAMES)
         if unknown:
             raise ValueError(f"Unknown module names {sorted(unknown)}; use {list(MODULE_NAMES)}.")
+        if not (isinstance(target_update_interval, int) and target_update_interval >= 1):
+            raise ValueError(
+                f"target_update_interval must be an int >= 1, got {target_update_interval!r}."
+            )
         self.params = {
             name: list(getattr(loss, f"{name}_params").values(True, True)) for name in MODULE_NAMES
         }
@@ -83,27 +87,68 @@ class MRQ:
             )
             for name in MODULE_NAMES
         }
-        self.controllers = {}
-        for i, (name, regime) in enumerate((regimes or {}).items()):
-            module = getattr(loss, name)
-            self.controllers[name] = sparsify(
-                module, regime, self.optimizers[name], seed=None if seed is None else seed + i
+        self.controllers: dict[str, SparseController] = {
+            name: sparsify(
+                loss, {name: regime}, self.optimizers[name], seed=None if seed is None else seed + i
             )
+            for i, (name, regime) in enumerate((regimes or {}).items())
+        }
         self.critic_grad_clip = critic_grad_clip
-        # Built after sparsify so that the first copy carries the masks' zeros.
-        self.target_updater = MRQHardUpdate(
-            loss, interval=target_update_interval, reward_scale_fn=replay_buffer.reward_abs_mean
-        )
+        self.target_update_interval = target_update_interval
+        self.target_copy = MRQHardUpdate(loss, interval=target_update_interval)
         self.num_steps = 0
         self.burst_metrics: dict[str, float] = {}
+
+    def step(self) -> dict[str, float]:
+        """One MR.Q training step (class docstring: the order).
+
+        Returns:
+            Scalar metrics named in :mod:`torchrl_mst.trainers.metrics`. The encoder's
+            (``loss/encoder*``, ``grad_norm/encoder``, ``reward_scale/*``) come from the
+            latest burst, so every step reports every metric.
+        """
+        loss, buffer, metrics = self.loss, self.replay_buffer, {}
+        t0 = time.perf_counter()
+        if self.num_steps % self.target_update_interval == 0:
+            self.target_copy.copy()  # targets <- online (encoder, critic, actor)
+            loss.refresh_reward_scale(buffer.reward_abs_mean())  # target scale <- scale <- new
+            loss.use_done_loss.fill_(buffer.any_terminal())  # done term once a terminal exists
+            for _ in range(self.target_update_interval):  # the encoder burst
+                loss_encoder, terms = loss.encoder_loss(buffer.sample())
+                encoder_grad_norm = self._update("encoder", loss_encoder, metrics)
+            self.burst_metrics = {
+                M.LOSS_ENCODER: float(loss_encoder.detach()),
+                **{M.encoder_term(k): float(v) for k, v in terms.items()},
+                M.grad_norm("encoder"): encoder_grad_norm,
+                M.REWARD_SCALE_ONLINE: float(loss.reward_scale),
+                M.REWARD_SCALE_TARGET: float(loss.target_reward_scale),
+            }
+        metrics.update(self.burst_metrics)
+        t1 = time.perf_counter()
+        batch = buffer.sample()
+        loss_critic, critic_out = loss.critic_loss(batch)  # also writes td_error into batch
+        metrics[M.grad_norm("critic")] = self._update(
+            "critic", loss_critic, metrics, clip=self.critic_grad_clip
+        )
+        loss_actor, _ = loss.actor_loss(batch)
+        metrics[M.grad_norm("actor")] = self._update("actor", loss_actor, metrics)
+        self.write_priorities(batch)
+        self.num_steps += 1
+        metrics[M.LOSS_CRITIC] = float(loss_critic.detach())
+        metrics[M.LOSS_ACTOR] = float(loss_actor.detach())
+        metrics[M.Q_MEAN] = float(critic_out["q"].mean())
+        metrics[M.TIME_ENCODER_BURST] = t1 - t0
+        metrics[M.TIME_CRITIC_ACTOR] = time.perf_counter() - t1
+        return metrics
 
     def _update(
         self,
         name: str,
         loss_value: torch.Tensor,
+        metrics: dict[str, float],
         clip: float | None = None,
-        metrics: dict[str, float] | None = None,
     ) -> float:
+        """Backward, mask gradients, clip, optimizer step, sparse step; returns the grad norm."""
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         loss_value.backward()
@@ -116,71 +161,25 @@ class MRQ:
         optimizer.step()
         if controller is not None:
             stats = controller.step()
-            if stats is not None and metrics is not None:
-                metrics.update(stats.as_dict(prefix=f"sparse/{name}/"))
+            if stats is not None:
+                metrics.update(stats.as_dict(prefix=M.sparse_prefix(name)))
         return float(grad_norm)
-
-    def step(self) -> dict[str, float]:
-        """One MR.Q training step.
-
-        Returns:
-            Scalar metrics: ``loss/*``, ``grad_norm/*``, ``q/mean``, ``time/*`` and, on mask
-            updates, ``sparse/<module>/*``. The encoder's metrics (``loss/encoder*``,
-            ``grad_norm/encoder``, ``reward_scale/*``) come from the latest burst, so every
-            step reports every metric.
-        """
-        metrics: dict[str, float] = {}
-        t0 = time.perf_counter()
-        if self.target_updater.step():
-            # MR.Q's done term is on once any terminal transition has been stored.
-            self.loss.use_done_loss.fill_(self.replay_buffer.any_terminal())
-            burst: dict[str, float] = {}
-            for _ in range(self.target_updater.interval):
-                loss_encoder, meta = self.loss.encoder_loss(self.replay_buffer.sample())
-                burst["grad_norm/encoder"] = self._update("encoder", loss_encoder, None, metrics)
-            burst["loss/encoder"] = float(loss_encoder.detach())
-            burst.update({f"loss/encoder_{k}": float(v) for k, v in meta.items()})
-            burst["reward_scale/online"] = float(self.loss.reward_scale)
-            burst["reward_scale/target"] = float(self.loss.target_reward_scale)
-            self.burst_metrics = burst
-        metrics.update(self.burst_metrics)
-        t1 = time.perf_counter()
-        batch = self.replay_buffer.sample()
-        loss_critic, critic_meta = self.loss.critic_loss(batch)
-        metrics["grad_norm/critic"] = self._update(
-            "critic", loss_critic, self.critic_grad_clip, metrics
-        )
-        loss_actor, _ = self.loss.actor_loss(batch)
-        metrics["grad_norm/actor"] = self._update("actor", loss_actor, None, metrics)
-        self.write_priorities(batch)
-        self.num_steps += 1
-        metrics.update(
-            {
-                "loss/critic": float(loss_critic.detach()),
-                "loss/actor": float(loss_actor.detach()),
-                "q/mean": float(critic_meta["q"].mean()),
-                "time/encoder_burst": t1 - t0,
-                "time/critic_actor": time.perf_counter() - t1,
-            }
-        )
-        return metrics
 
     def write_priorities(self, batch: TensorDictBase) -> None:
         """Write the batch's LAP priorities (``td_error``) to the windows' start indices."""
         key = self.loss.tensor_keys.priority
         self.replay_buffer.update_priority(batch["index"][:, 0], batch[key][:, 0])
 
-    def state_dict(self) -> dict:
-        """Optimizers, sparse controllers, target-update counter and step count."""
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizers, sparse controllers and step count (the loss and buffer are apart)."""
         return {
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "controllers": {k: c.state_dict() for k, c in self.controllers.items()},
-            "target_updater": self.target_updater.state_dict(),
             "num_steps": self.num_steps,
             "burst_metrics": self.burst_metrics,
         }
 
-    def load_state_dict(self, state: dict) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` saved (the loss and buffer are restored apart)."""
         for k, o in self.optimizers.items():
             o.load_state_dict(state["optimizers"][k])
@@ -191,48 +190,5 @@ class MRQ:
             )
         for k, c in self.controllers.items():
             c.load_state_dict(state["controllers"][k])
-        self.target_updater.load_state_dict(state["target_updater"])
         self.num_steps = state["num_steps"]
         self.burst_metrics = dict(state.get("burst_metrics", {}))
-
-
-class MRQPolicy(nn.Module):
-    """Deterministic MR.Q policy: ``observation [..., obs] -> actor(encoder.zs(obs)) [..., A]``."""
-
-    def __init__(self, encoder: nn.Module, actor: nn.Module) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.actor = actor
-
-    def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        """The actor's action on the encoder's state embedding."""
-        return self.actor(self.encoder.zs(observation))[0]
-
-
-def make_mrq_policies(
-    encoder: nn.Module,
-    actor: nn.Module,
-    action_spec: TensorSpec,
-    *,
-    noise_std: float = 0.2,
-    observation_key: str = "observation",
-    action_key: str = "action",
-) -> tuple[TensorDictModule, TensorDictSequential]:
-    """MR.Q's deterministic policy and its exploration policy, as TorchRL modules.
-
-    The exploration policy adds ``N(0, noise_std)`` to the action and clips it to the
-    bounds of ``action_spec`` (MR.Q: 0.2; halve it for discrete actions). TorchRL applies the
-    noise only under ``ExplorationType.RANDOM`` (collectors' default), so the same module
-    is deterministic inside ``set_exploration_type(ExplorationType.DETERMINISTIC)``.
-    Random actions for the first steps come from the collector's ``init_random_frames``.
-
-    Returns:
-        ``(policy, exploration_policy)``; both share the networks' parameters.
-    """
-    policy = TensorDictModule(
-        MRQPolicy(encoder, actor), in_keys=[observation_key], out_keys=[action_key]
-    )
-    noise = AdditiveGaussianModule(
-        action_spec, sigma_init=1.0, sigma_end=1.0, std=noise_std, action_key=action_key
-    )
-    return policy, TensorDictSequential(policy, noise)
