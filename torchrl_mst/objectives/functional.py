@@ -86,7 +86,11 @@ def lap_priority(
 
 
 def reward_bins(
-    num_bins: int = 65, low: float = -10.0, high: float = 10.0, *, device=None
+    num_bins: int = 65,
+    low: float = -10.0,
+    high: float = 10.0,
+    *,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """``symexp`` of ``num_bins`` values uniform in ``[low, high]`` (MR.Q's reward support)."""
     return symexp(torch.linspace(low, high, num_bins, device=device))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -173,7 +174,7 @@ class MRQLoss(LossModule):
             raise ValueError(f"value_horizon must be an int >= 1, got {value_horizon!r}.")
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}.")
-        self._in_keys = None
+        self._in_keys: list[NestedKey] | None = None
         self.convert_to_functional(encoder, "encoder", create_target_params=True)
         self.convert_to_functional(critic, "critic", create_target_params=True)
         self.convert_to_functional(actor, "actor", create_target_params=True)
@@ -197,7 +198,7 @@ class MRQLoss(LossModule):
         self.sparse_masks = SparseMasks()
 
     # -- TorchRL plumbing ---------------------------------------------------------------
-    def _forward_value_estimator_keys(self, **kwargs) -> None:
+    def _forward_value_estimator_keys(self, **kwargs: Any) -> None:
         # MR.Q's n-step target is computed inline; there is no value estimator.
         self._in_keys = None
 
@@ -224,7 +225,9 @@ class MRQLoss(LossModule):
         self.target_reward_scale.copy_(self.reward_scale)
         self.reward_scale.fill_(max(float(reward_scale), 1e-8))
 
-    def _windows(self, td: TensorDictBase, horizon: int | None = None):
+    def _windows(
+        self, td: TensorDictBase, horizon: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         if td.batch_dims != 2:
             raise ValueError(
                 f"MRQLoss expects [B, H] sub-trajectory batches, got batch_size {td.batch_size}; "
@@ -395,7 +398,7 @@ class MRQHardUpdate(TargetNetUpdater):
         """Copy the online parameters into the targets now (no counter involved)."""
         super().step()
 
-    def step(self) -> bool:  # type: ignore[override]
+    def step(self) -> bool:
         """Advance one training step; copy (and refresh scales) if due. Returns whether it did."""
         due = self.counter % self.interval == 0
         if due:

@@ -121,6 +121,12 @@ def loss_network_names(loss: nn.Module) -> list[str]:
     ]
 
 
+def _weight(layer: nn.Module) -> torch.Tensor:
+    weight = layer.weight
+    assert isinstance(weight, torch.Tensor)
+    return weight
+
+
 def _join(*parts: str) -> str:
     return ".".join(p for p in parts if p)
 
@@ -143,9 +149,9 @@ def _loss_tensors(
         )
     if regime.is_dense:
         return []
-    module = getattr(loss, name)
-    params = getattr(loss, f"{name}_params")
-    target = loss._modules.get(f"target_{name}_params")
+    module: nn.Module = getattr(loss, name)
+    params: Any = getattr(loss, f"{name}_params")  # a TensorDictParams
+    target: Any = loss._modules.get(f"target_{name}_params")
     specs = []
     for lname, layer in sparsifiable_layers(module):
         if "weight" + MASK_SUFFIX in layer._buffers:
@@ -161,11 +167,12 @@ def _loss_tensors(
                 f"{name}_params has no entry {key} for layer {lname!r}: the loss's "
                 "parameter container does not mirror the module structure."
             )
-        ensemble_dims = param.dim() - layer.weight.dim()
-        if ensemble_dims < 0 or tuple(param.shape[ensemble_dims:]) != tuple(layer.weight.shape):
+        shape = _weight(layer).shape
+        ensemble_dims = param.dim() - len(shape)
+        if ensemble_dims < 0 or tuple(param.shape[ensemble_dims:]) != tuple(shape):
             raise ValueError(
                 f"{name}_params{list(key)} has shape {tuple(param.shape)}, which does not "
-                f"end with the layer's weight shape {tuple(layer.weight.shape)}."
+                f"end with the layer's weight shape {tuple(shape)}."
             )
         public = _join(name, lname, "weight")
         attr = public.replace(".", "__")
@@ -196,7 +203,7 @@ def _module_tensors(module: nn.Module, key: str, regime: Regime) -> list[_Sparse
     return [
         _SparseTensor(
             name=_join(key, lname, "weight"),
-            param=layer.weight,
+            param=_weight(layer),
             mask_owner=layer,
             mask_attr="weight" + MASK_SUFFIX,
         )
@@ -287,12 +294,13 @@ def sparsify(
                 f"Regime for {key or 'the module'!r} must be a Regime (Dense(), "
                 f"StaticSparse(), RigL(), ...), got {type(reg).__name__}."
             )
+    holder = SparseMasks()
     if is_loss:
-        holder = target._modules.get(_MASK_HOLDER)
-        if holder is None:
-            holder = SparseMasks()
-        if not isinstance(holder, SparseMasks):
-            raise TypeError(f"loss.{_MASK_HOLDER} must be a SparseMasks module.")
+        existing = target._modules.get(_MASK_HOLDER)
+        if existing is not None:
+            if not isinstance(existing, SparseMasks):
+                raise TypeError(f"loss.{_MASK_HOLDER} must be a SparseMasks module.")
+            holder = existing
         groups = [(k, r, _loss_tensors(target, k, r, holder)) for k, r in regimes.items()]
         if _MASK_HOLDER not in target._modules:
             setattr(target, _MASK_HOLDER, holder)

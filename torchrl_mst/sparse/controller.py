@@ -131,7 +131,7 @@ class SparseController:
     ) -> list[tuple[str, Regime, list[_SparseTensor]]]:
         seen: dict[int, str] = {}
         keys: set[str] = set()
-        out = []
+        out: list[tuple[str, Regime, list[_SparseTensor]]] = []
         for key, regime, given in groups:
             if not isinstance(regime, Regime):
                 raise TypeError(

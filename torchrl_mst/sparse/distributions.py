@@ -40,6 +40,7 @@ import math
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 
+import torch
 from torch import nn
 
 from .masks import sparsifiable_layers
@@ -169,7 +170,13 @@ def erdos_renyi_densities(
     if not layers:
         raise ValueError(f"{type(module).__name__} has no nn.Linear or nn.Conv weight to sparsify.")
     shapes = {
-        f"{name}.weight" if name else "weight": tuple(layer.weight.shape) for name, layer in layers
+        f"{name}.weight" if name else "weight": _weight_shape(layer) for name, layer in layers
     }
     counts = allocate_kept_counts(shapes, sparsity, distribution)
     return {n: counts[n] / math.prod(shapes[n]) for n in shapes}
+
+
+def _weight_shape(layer: nn.Module) -> tuple[int, ...]:
+    weight = layer.weight
+    assert isinstance(weight, torch.Tensor)
+    return tuple(weight.shape)

@@ -415,7 +415,8 @@ class RigL(SET):
     @classmethod
     def paper(cls, **kwargs: Any) -> RigL:
         """RigL as in its paper: zero moments for grown weights, same-update regrowth allowed."""
-        return cls(**({"grown_moments": "zero", "regrow_dropped": True} | kwargs))
+        options: dict[str, Any] = {"grown_moments": "zero", "regrow_dropped": True}
+        return cls(**(options | kwargs))
 
     def grow_score(  # noqa: D102
         self, weight: torch.Tensor, grad: torch.Tensor | None
