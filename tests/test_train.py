@@ -85,6 +85,7 @@ def test_run_dir_with_another_config_is_refused(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     TrainConfig(env="gym:Pendulum-v1", seed=0).save(out / "config.json")
+    (out / "evals.csv").write_text("step,return_mean\n0,1\n")  # a run that has results
     before = (out / "config.json").read_text()
     with pytest.raises(FileExistsError, match="different config"):
         train(TrainConfig(env="gym:Pendulum-v1", seed=1), out, quiet=True)
@@ -157,21 +158,6 @@ def test_scale_strings():
 SHORT = dict(env="gym:Pendulum-v1", steps=30, random_steps=10, eval_every=30, eval_episodes=1,
              diagnostics_every=30, checkpoint_every=30, scale="0.03125x", batch_size=4,
              buffer_size=100, target_update_interval=5)
-
-
-def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tmp_path, capsys):
-    out = tmp_path / "run"
-    cfg = TrainConfig(**SHORT)
-    out.mkdir()
-    cfg.save(out / "config.json")  # what a run killed in its random phase leaves behind
-    (out / "evals.csv").write_text("step,return_mean\n0,1\n")
-    assert main(["train", "--resume", str(out)]) == 2
-    assert "before its first checkpoint" in capsys.readouterr().err
-    result = train(cfg, out, quiet=True)
-    assert result.steps == 30 and (out / "checkpoint.pt").exists()
-    assert [r["step"] for r in read_csv(out / "evals.csv")] == ["0", "30"]
-    with pytest.raises(ValueError, match="already finished"):
-        train(None, out, resume=True, quiet=True)
 
 
 def test_invalid_choices_leave_no_run_dir_behind(tmp_path):

@@ -108,6 +108,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        if args.overwrite:
+            print("error: --overwrite starts a run again; it cannot go with --resume.",
+                  file=sys.stderr)
+            return 2
         result = train(None, args.resume, resume=True, quiet=args.quiet)
     else:
         values = {}
@@ -122,7 +126,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         values.update(given)
         cfg = TrainConfig(**values)
         out = args.out or f"runs/{cfg.env.replace(':', '-')}-{cfg.label}-s{cfg.seed}"
-        result = train(cfg, out, quiet=args.quiet)
+        result = train(cfg, out, overwrite=args.overwrite, quiet=args.quiet)
     ev = result.final_eval
     if ev:
         summary = (
@@ -167,6 +171,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p_train.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a killed run")
     p_train.add_argument("--quiet", action="store_true", help="log lines instead of a progress bar")
+    p_train.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run already in --out (results, checkpoints, logs) and start again",
+    )
     _config_flags(p_train)
     p_train.set_defaults(func=_cmd_train)
     p_plot = sub.add_parser("plot", help="overlay runs (mean and 95%% CI over seeds per label)")
@@ -178,11 +187,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_presets.add_argument("--env", action="append", help="env name (repeatable)")
     p_presets.set_defaults(func=_cmd_presets)
     args = parser.parse_args(argv)
+    from torchrl_mst.trainers.checkpoint import CheckpointError
+    from torchrl_mst.trainers.loop import TrainingDiverged
+
     try:
         return args.func(args)
-    except (ValueError, FileExistsError, FileNotFoundError, ImportError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    except (ValueError, OSError, ImportError, CheckpointError, TrainingDiverged) as err:
+        # Never an empty message: fall back to the exception's type.
+        text = str(err).strip() or f"{type(err).__name__} (no message)"
+        if isinstance(err, PermissionError) and err.filename:
+            text = f"permission denied: {err.filename}; choose a directory you can write to."
+        print(f"error: {text}", file=sys.stderr)
+        return 1 if isinstance(err, TrainingDiverged) else 2
 
 
 if __name__ == "__main__":

@@ -128,6 +128,11 @@ class TrainConfig:
         10_000,
         "agent steps between checkpoints (taken at the next episode end)",
     )
+    log_every: int = _field(
+        1_000,
+        "agent steps between training-scalar logs (losses, Q, grad norms; mask updates are "
+        "logged whenever they happen)",
+    )
     logger: str = _field(
         "csv",
         "extra TorchRL logger: csv, tensorboard or wandb",
@@ -148,6 +153,7 @@ class TrainConfig:
             "checkpoint_every",
             "target_update_interval",
             "mask_update_interval",
+            "log_every",
         ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -159,6 +165,13 @@ class TrainConfig:
                 f"random_steps must be >= 5 (one 5-step window must exist before the first "
                 f"update), got {self.random_steps}."
             )
+        if self.random_steps >= self.steps:
+            raise ValueError(
+                f"--random-steps ({self.random_steps}) must be smaller than --steps "
+                f"({self.steps}): training starts after the random phase, so this run would "
+                "finish without a single update. Raise --steps or lower --random-steps."
+            )
+        _check_device(self.device)
         if self.recipe not in ("baseline", "mst"):
             raise ValueError(f"recipe must be 'baseline' or 'mst', got {self.recipe!r}.")
         if self.logger not in ("csv", "tensorboard", "wandb"):
@@ -217,6 +230,31 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"{path}: unknown config fields {unknown}; valid: {sorted(names)}.")
         return cls(**data)
+
+
+def _check_device(device: str) -> None:
+    """Refuse a device torch cannot parse or that this machine lacks, naming the fix."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(
+            f"--device {device!r} is not a device torch knows ({err}); use cpu, cuda or cuda:N."
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"--device {device}: CUDA is not available on this machine (torch "
+                f"{torch.__version__}); use --device cpu, or install a CUDA build of torch."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"--device {device}: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)."
+            )
+    elif dev.type not in ("cpu", "mps"):
+        raise ValueError(f"--device {device}: use cpu or cuda (got device type {dev.type!r}).")
 
 
 _RENAMED = {

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import difflib
 import os
+import sys
 from dataclasses import dataclass
+from types import ModuleType
 
 import torch
 from torchrl.envs import (
@@ -47,10 +49,33 @@ class EnvSpec:
         return domain, task
 
 
-def _dmc_envs() -> dict[str, list[str]]:
-    os.environ.setdefault("MUJOCO_GL", "disable")
-    from dm_control import suite
+def _import_dmc_suite() -> ModuleType:
+    """Import ``dm_control.suite`` with rendering disabled, whatever ``MUJOCO_GL`` says.
 
+    State tasks never render, so a user's ``MUJOCO_GL`` (``glfw`` without a display, an
+    empty value, a backend that is not installed) must not break them: the import runs
+    with ``MUJOCO_GL=disable`` and the user's value is put back afterwards.
+    """
+    if "dm_control.suite" in sys.modules:
+        return sys.modules["dm_control.suite"]
+    saved = os.environ.get("MUJOCO_GL")
+    os.environ["MUJOCO_GL"] = "disable"
+    try:
+        from dm_control import suite
+    except ImportError as err:
+        raise ImportError(
+            f"DMC tasks need dm_control: `pip install 'torchrl-mst[dmc]'` ({err})."
+        ) from err
+    finally:
+        if saved is None:
+            os.environ.pop("MUJOCO_GL", None)
+        else:
+            os.environ["MUJOCO_GL"] = saved
+    return suite
+
+
+def _dmc_envs() -> dict[str, list[str]]:
+    suite = _import_dmc_suite()
     envs: dict[str, list[str]] = {}
     for domain, task in suite.ALL_TASKS:
         envs.setdefault(domain, []).append(task)
@@ -113,7 +138,7 @@ def make_env(
     """
     spec = env if isinstance(env, EnvSpec) else parse_env_name(env)
     if spec.backend == "dmc":
-        os.environ.setdefault("MUJOCO_GL", "disable")
+        _import_dmc_suite()
         from torchrl.envs import DMControlEnv
 
         domain, task = spec.domain_task
@@ -127,7 +152,10 @@ def make_env(
     else:
         from torchrl.envs import GymEnv
 
-        base = GymEnv(spec.name, device=device)
+        try:
+            base = GymEnv(spec.name, device=device)
+        except Exception as err:
+            raise ValueError(_gym_build_error(spec.name, err)) from err
         transforms = [DoubleToFloat()]
         action_spec = base.action_spec
         low, high = (
@@ -138,7 +166,45 @@ def make_env(
             from torchrl.envs import ActionScaling
 
             transforms.append(ActionScaling())
+    if spec.backend == "dmc":
+        transforms.extend(_dmc_action_rescaling(base))
     transformed = TransformedEnv(base, Compose(*transforms, StepCounter(), RewardSum()))
-    if seed is not None:
-        transformed.set_seed(seed)
+    try:
+        if seed is not None:
+            transformed.set_seed(seed)
+        else:
+            transformed.reset()  # fail here, not deep inside a collector
+    except Exception as err:
+        if spec.backend != "gym":
+            raise
+        raise ValueError(_gym_build_error(spec.name, err)) from err
     return transformed
+
+
+def _gym_build_error(name: str, err: Exception) -> str:
+    text = str(err).strip() or type(err).__name__
+    if type(err).__name__ == "DependencyNotInstalled" or "pip install" in text:
+        return (
+            f"gym:{name} needs a package that is not installed: {text.splitlines()[0]} "
+            "Install it, or pick another env."
+        )
+    return (
+        f"gym:{name} cannot be built as a TorchRL env ({type(err).__name__}: "
+        f"{text.splitlines()[0]}); the trainer needs a Box (vector) observation and a Box "
+        "action space."
+    )
+
+
+def _dmc_action_rescaling(base: EnvBase) -> list:
+    """An affine map from ``[-1, 1]`` to the task's bounds when they are not ``[-1, 1]``.
+
+    Some DMC tasks (quadruped: some joints +-0.8, one up to 1.1) have other bounds; MR.Q
+    acts in ``[-1, 1]`` everywhere and rescales, as its release does.
+    """
+    from torchrl.envs import ActionScaling
+
+    spec = base.action_spec
+    low, high = spec.space.low, spec.space.high
+    if bool(torch.all(low == -1)) and bool(torch.all(high == 1)):
+        return []
+    return [ActionScaling()]

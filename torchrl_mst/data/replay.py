@@ -238,14 +238,42 @@ class MRQReplayBuffer(TensorDictReplayBuffer):
         return self._terminal_seen
 
     def state_dict(self) -> dict[str, Any]:
-        """TorchRL's buffer state (storage, sampler, writer, RNG) plus MR.Q's flag."""
+        """TorchRL's buffer state (storage, sampler, writer, RNG) plus MR.Q's flag.
+
+        Only the filled rows of the storage (and of the sampler's per-slot arrays) are
+        kept: a buffer holding ``n`` of ``capacity`` transitions saves ``n`` rows, i.e. the
+        bytes of one stored transition (every entry, ``"next"`` included) times ``n`` plus
+        about 11 bytes per row for the sampler. ``load_state_dict`` pads them back.
+        """
         state = super().state_dict()
+        storage = state["_storage"]
+        rows = getattr(self._storage, "_storage", None)
+        if isinstance(rows, TensorDictBase):
+            # A TensorDict of the filled rows (it keeps its batch size and nesting when the
+            # checkpoint is encoded; TorchRL's flat state dict keeps them in an attribute).
+            n = int(storage.get("_len", 0))
+            storage["_storage"] = rows[:n].clone()
+            storage["_capacity"] = rows.shape[0]
         state["_mrq"] = {"terminal_seen": self._terminal_seen}
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore a ``state_dict``; the next ``sample`` continues identically."""
+        state_dict = dict(state_dict)
+        storage = dict(state_dict["_storage"])
+        capacity = storage.pop("_capacity", None)
+        rows = storage["_storage"]
+        if capacity is not None and isinstance(rows, TensorDictBase):
+            full = rows.apply(
+                lambda v: v.new_zeros((capacity, *v.shape[1:])), batch_size=[capacity]
+            )
+            full[: rows.shape[0]] = rows
+            storage["_storage"] = full.state_dict()
+        state_dict["_storage"] = storage
         super().load_state_dict(state_dict)
+        if not storage.get("initialized", True):
+            # saved before the first write: stay lazy, the first extend allocates
+            self._storage._storage = None
         self._terminal_seen = bool(state_dict["_mrq"]["terminal_seen"])
 
 

@@ -519,11 +519,12 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
             "version": _STATE_VERSION,
             "capacity": self._capacity,
             "horizon": self._horizon,
-            "tree": self._tree.state_dict(),
-            "priority": self._priority.clone(),
-            "eligible": self._eligible.clone(),
-            "terminated": self._terminated.clone(),
-            "cut": self._cut.clone(),
+            # Per-slot arrays up to the filled length only; the tree is rebuilt on load
+            # (its leaves are `priority` where eligible, else 0; parents are exact sums).
+            "priority": self._priority[: self._len].clone(),
+            "eligible": self._eligible[: self._len].clone(),
+            "terminated": self._terminated[: self._len].clone(),
+            "cut": self._cut[: self._len].clone(),
             "running_max": self._running_max,
             "cursor": self._cursor,
             "len": self._len,
@@ -550,11 +551,14 @@ class PrioritizedSubTrajectorySampler(PrioritizedSampler):
                     f"sampler state has {name}={state_dict[name]}, this sampler has "
                     f"{name}={mine}; build the sampler with the saved {name}."
                 )
-        self._tree.load_state_dict(state_dict["tree"])
-        self._priority.copy_(state_dict["priority"])
-        self._eligible.copy_(state_dict["eligible"])
-        self._terminated.copy_(state_dict["terminated"])
-        self._cut.copy_(state_dict["cut"])
+        for name in ("priority", "eligible", "terminated", "cut"):
+            mine, saved = getattr(self, f"_{name}"), state_dict[name]
+            mine.zero_()
+            mine[: saved.shape[0]] = saved
+        if "tree" in state_dict:  # version-1 states saved the whole tree
+            self._tree.load_state_dict(state_dict["tree"])
+        else:
+            self._tree.build(torch.where(self._eligible, self._priority, 0.0))
         self._running_max = float(state_dict["running_max"])
         self._cursor = int(state_dict["cursor"])
         self._len = int(state_dict["len"])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
@@ -48,16 +49,18 @@ from torchrl_mst.trainers.checkpoint import (
     env_rng_state,
     global_rng_state,
     load_checkpoint,
+    previous_checkpoint_path,
     save_checkpoint,
     set_env_rng_state,
     set_global_rng_state,
 )
 from torchrl_mst.trainers.mrq import MRQ
 
-__all__ = ["RunResult", "train"]
+__all__ = ["RunResult", "TrainingDiverged", "train"]
 
 EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_min", "return_max", "wall_time"]
 DIAGNOSTICS_BATCH = 256
+CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass
@@ -91,15 +94,24 @@ class _Run:
             {"encoder": cfg.encoder_type, "critic": cfg.critic_type, "actor": cfg.actor_type},
         )
         self.plans = plans
-        self.networks: MRQNetworks = make_mrq_networks(
-            obs_dim,
-            action_dim,
-            scale=cfg.scale,
-            encoder_type=plans["encoder"].block_type,
-            critic_type=plans["critic"].block_type,
-            actor_type=plans["actor"].block_type,
-            device=cfg.device,
-        )
+        try:
+            self.networks: MRQNetworks = make_mrq_networks(
+                obs_dim,
+                action_dim,
+                scale=cfg.scale,
+                encoder_type=plans["encoder"].block_type,
+                critic_type=plans["critic"].block_type,
+                actor_type=plans["actor"].block_type,
+                device=cfg.device,
+            )
+        except (RuntimeError, MemoryError) as err:
+            if "alloc" not in str(err).lower() and not isinstance(err, MemoryError):
+                raise
+            raise ValueError(
+                f"--scale {cfg.scale}: the networks do not fit in memory on {cfg.device} "
+                f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); choose a "
+                "smaller --scale (see `torchrl-mst presets` for parameter counts)."
+            ) from None
         self.loss = MRQLoss(
             self.networks.encoder, self.networks.critic, self.networks.actor, use_done_loss=False
         )
@@ -233,43 +245,144 @@ def _is_dense(controller: Any) -> bool:
     return all(regime.is_dense for regime in controller.regimes.values())
 
 
-def _prepare_out_dir(cfg: TrainConfig, out_dir: Path) -> None:
-    """Create ``out_dir`` for a new run; refuse one that holds another run."""
+RUN_FILES = ("config.json", "evals.csv", "diagnostics.csv", "curves.png", "status.json")
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss, Q value or priority became NaN or infinite; the message names the step."""
+
+
+def _check_out_dir_usable(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(
+            f"--out {out_dir} is an existing file, not a directory; choose another --out."
+        )
+    probe = out_dir if out_dir.exists() else next(
+        (p for p in out_dir.parents if p.exists()), Path(".")
+    )
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"--out {out_dir}: {probe} is not writable; choose a directory you can write to."
+        )
+
+
+def _read_status(out_dir: Path) -> dict[str, Any] | None:
+    path = out_dir / "status.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _has_checkpoint(out_dir: Path) -> bool:
+    ckpt = out_dir / CHECKPOINT
+    return ckpt.exists() or previous_checkpoint_path(ckpt).exists()
+
+
+def _has_results(out_dir: Path) -> bool:
+    return any((out_dir / name).exists() for name in ("evals.csv", "diagnostics.csv"))
+
+
+def _clear_run(out_dir: Path) -> None:
+    """Delete one run's files (only for --overwrite or a run that never trained)."""
+    import shutil
+
+    for name in (*RUN_FILES, CHECKPOINT):
+        (out_dir / name).unlink(missing_ok=True)
+    ckpt = out_dir / CHECKPOINT
+    previous_checkpoint_path(ckpt).unlink(missing_ok=True)
+    ckpt.with_suffix(ckpt.suffix + ".tmp").unlink(missing_ok=True)
+    for sub in ("logs", "tensorboard", "wandb"):
+        shutil.rmtree(out_dir / sub, ignore_errors=True)
+
+
+def _prepare_out_dir(cfg: TrainConfig, out_dir: Path, overwrite: bool) -> None:
+    """Make ``out_dir`` ready for a new run without ever deleting results silently.
+
+    * a run that never trained (no checkpoint, no results: e.g. a failed start) does not
+      block its directory: it is cleared;
+    * a run with a checkpoint or results is refused (continue it with ``--resume``, or
+      pass ``--overwrite`` to delete it and start again); a finished run says so.
+    """
+    _check_out_dir_usable(out_dir)
     config_path = out_dir / "config.json"
-    if config_path.exists():
-        existing = json.loads(config_path.read_text())
-        if existing != cfg.to_dict():
-            diff = {
-                k: (existing.get(k), v) for k, v in cfg.to_dict().items() if existing.get(k) != v
-            }
+    if out_dir.exists() and (_has_checkpoint(out_dir) or _has_results(out_dir)):
+        if overwrite:
+            _clear_run(out_dir)
+        else:
+            status = _read_status(out_dir)
+            existing = _read_config_dict(config_path) if config_path.exists() else None
+            if existing is not None and existing != cfg.to_dict():
+                diff = {
+                    k: (existing.get(k), v)
+                    for k, v in cfg.to_dict().items()
+                    if existing.get(k) != v
+                }
+                raise FileExistsError(
+                    f"{out_dir} already holds a run with a different config (saved vs given: "
+                    f"{diff}). Choose another --out, continue that run with `torchrl-mst train "
+                    f"--resume {out_dir}`, or add --overwrite to delete it and start again."
+                )
+            if status is not None and status.get("finished"):
+                raise FileExistsError(
+                    f"{out_dir} holds this run, already finished ({status.get('step')} steps); "
+                    "its results are in evals.csv and curves.png. Add --overwrite to delete it "
+                    "and train again, or choose another --out."
+                )
+            if _has_checkpoint(out_dir):
+                raise FileExistsError(
+                    f"{out_dir} already holds this run; continue it with `torchrl-mst train "
+                    f"--resume {out_dir}`, or add --overwrite to start again, or choose another "
+                    "--out."
+                )
             raise FileExistsError(
-                f"{out_dir} already holds a run with a different config (saved vs given: {diff}). "
-                "Choose another --out, or continue that run with `torchrl-mst train --resume "
-                f"{out_dir}`."
+                f"{out_dir} holds results (evals.csv) but no checkpoint to resume from; add "
+                "--overwrite to delete them and start again, or choose another --out."
             )
-        if (out_dir / "checkpoint.pt").exists():
-            raise FileExistsError(
-                f"{out_dir} already holds this run; continue it with `torchrl-mst train --resume "
-                f"{out_dir}` or choose another --out."
-            )
-        # Same config, killed before its first checkpoint: nothing to resume, start again.
-        for name in ("evals.csv", "diagnostics.csv"):
-            (out_dir / name).unlink(missing_ok=True)
+    elif out_dir.exists():
+        _clear_run(out_dir)  # never trained (e.g. a failed start): nothing to keep
     out_dir.mkdir(parents=True, exist_ok=True)
     cfg.save(config_path)
 
 
+def _read_config_dict(path: Path) -> dict[str, Any]:
+    try:
+        return TrainConfig.load(path).to_dict()
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path} is not a valid torchrl-mst config: {err}") from err
+
+
 def _truncate_csv(path: Path, last_step: int) -> None:
-    """Drop rows written after the checkpoint a resume restarts from."""
+    """Drop rows written after the checkpoint a resume restarts from.
+
+    The first column is the step; rows whose first column is not a number (headers) stay.
+    """
     if not path.exists():
         return
     with path.open() as f:
         rows = list(csv.reader(f))
-    if not rows:
-        return
-    kept = [rows[0]] + [r for r in rows[1:] if r and int(float(r[0])) <= last_step]
+    kept = []
+    for r in rows:
+        try:
+            step = float(r[0]) if r else None
+        except ValueError:
+            step = None
+        if step is None or step <= last_step:
+            kept.append(r)
     with path.open("w", newline="") as f:
         csv.writer(f).writerows(kept)
+
+
+def _truncate_logs(out_dir: Path, last_step: int) -> None:
+    """Trim every CSV of the run (ours and TorchRL's ``logs/``) to ``last_step``."""
+    _truncate_csv(out_dir / "evals.csv", last_step)
+    _truncate_csv(out_dir / "diagnostics.csv", last_step)
+    logs = out_dir / "logs"
+    if logs.exists():
+        for path in logs.rglob("*.csv"):
+            _truncate_csv(path, last_step)
 
 
 def _append_csv(path: Path, row: dict[str, Any], columns: list[str] | None = None) -> None:
@@ -282,10 +395,7 @@ def _append_csv(path: Path, row: dict[str, Any], columns: list[str] | None = Non
         writer.writerow(row)
 
 
-def _make_logger(cfg: TrainConfig, out_dir: Path):
-    from torchrl.record.loggers import CSVLogger
-
-    loggers = [CSVLogger(exp_name="logs", log_dir=str(out_dir))]
+def _check_logger(cfg: TrainConfig) -> None:
     package = {"tensorboard": "tensorboard", "wandb": "wandb"}.get(cfg.logger)
     if package is not None:
         import importlib.util
@@ -295,6 +405,13 @@ def _make_logger(cfg: TrainConfig, out_dir: Path):
                 f"--logger {cfg.logger} needs the {package!r} package: "
                 f"`pip install 'torchrl-mst[{package}]'` (or use --logger csv)."
             )
+
+
+def _make_logger(cfg: TrainConfig, out_dir: Path):
+    from torchrl.record.loggers import CSVLogger
+
+    _check_logger(cfg)
+    loggers = [CSVLogger(exp_name="logs", log_dir=str(out_dir))]
     if cfg.logger == "tensorboard":
         from torchrl.record.loggers import TensorboardLogger
 
@@ -306,11 +423,57 @@ def _make_logger(cfg: TrainConfig, out_dir: Path):
     return loggers
 
 
+def _write_status(out_dir: Path, step: int, total: int) -> None:
+    tmp = out_dir / "status.json.tmp"
+    tmp.write_text(json.dumps({"step": step, "steps": total, "finished": step >= total}))
+    os.replace(tmp, out_dir / "status.json")
+
+
+def _last_eval(out_dir: Path) -> dict[str, float] | None:
+    path = out_dir / "evals.csv"
+    if not path.exists():
+        return None
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return {k: float(v) for k, v in rows[-1].items()} if rows else None
+
+
+def _load_for_resume(cfg: TrainConfig | None, out_dir: Path) -> tuple[TrainConfig, dict]:
+    config_path = out_dir / "config.json"
+    if not config_path.exists():
+        raise FileNotFoundError(
+            f"--resume {out_dir}: no run there (no config.json); start it without --resume."
+        )
+    saved = TrainConfig(**_read_config_dict(config_path))
+    if cfg is not None and cfg.to_dict() != saved.to_dict():
+        raise FileExistsError(
+            f"--resume {out_dir}: the run there has a different config; resume it without "
+            "other flags, or start a new run in another --out."
+        )
+    if not _has_checkpoint(out_dir):
+        raise FileNotFoundError(
+            f"--resume {out_dir}: there is no checkpoint to resume from (the run stopped "
+            f"before its first one); start it again with the same flags, --out {out_dir} and "
+            "--overwrite."
+        )
+    state = load_checkpoint(out_dir / CHECKPOINT)
+    in_ckpt = state.get("config", {})
+    if in_ckpt != saved.to_dict():
+        diff = {k: (in_ckpt.get(k), v) for k, v in saved.to_dict().items() if in_ckpt.get(k) != v}
+        raise ValueError(
+            f"--resume {out_dir}: config.json does not match the config stored in the checkpoint "
+            f"(checkpoint vs config.json: {diff}); the run can only continue under the config "
+            "it was trained with. Restore config.json, or start a new run."
+        )
+    return saved, state
+
+
 def train(
     cfg: TrainConfig | None,
     out_dir: str | Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     quiet: bool = False,
     stop_after: int | None = None,
 ) -> RunResult:
@@ -318,60 +481,60 @@ def train(
 
     Args:
         cfg: the run's config; ``None`` with ``resume=True`` reloads ``out_dir/config.json``.
-        out_dir: the run directory (refused if it holds a different config).
+        out_dir: the run directory.
 
     Keyword Args:
         resume: continue the run in ``out_dir`` from its last checkpoint. The result is the
             same as an uninterrupted run (same seed, CPU).
+        overwrite: delete a run already in ``out_dir`` and start again (never implied).
         quiet: no progress bar, log lines only.
         stop_after: stop (as if killed) after this many agent steps, right after the
             checkpoint taken there; used to test resuming.
+
+    Raises:
+        FileExistsError: ``out_dir`` holds another run, or this run (resume it instead).
+        TrainingDiverged: a loss, Q value or priority became non-finite.
     """
+    import logging
+
+    logging.getLogger("torchrl").setLevel(logging.WARNING)  # its INFO lines break the bar
     out_dir = Path(out_dir)
+    state = None
     if resume:
-        if not (out_dir / "config.json").exists():
-            raise FileNotFoundError(
-                f"--resume {out_dir}: no run there (no config.json); start it without --resume."
+        cfg, state = _load_for_resume(cfg, out_dir)
+        if state["step"] >= cfg.steps:
+            raise ValueError(
+                f"--resume {out_dir}: the run already finished ({state['step']} steps); its "
+                "results are in evals.csv and curves.png."
             )
-        saved = TrainConfig.load(out_dir / "config.json")
-        if cfg is not None and cfg.to_dict() != saved.to_dict():
-            raise FileExistsError(
-                f"--resume {out_dir}: the run there has a different config; resume it without "
-                "other flags, or start a new run in another --out."
-            )
-        cfg = saved
     if cfg is None:
         raise ValueError("Pass a TrainConfig, or resume=True to reload the saved one.")
-    ckpt_path = out_dir / "checkpoint.pt"
-    if resume and not ckpt_path.exists():
-        raise FileNotFoundError(
-            f"--resume {out_dir}: it was stopped before its first checkpoint; start it again "
-            f"with the same flags and --out {out_dir} (nothing is lost)."
-        )
+    _check_logger(cfg)
+    if not resume:
+        _check_out_dir_usable(out_dir)
     run = _Run(cfg)  # validates every choice before anything is written
     if not resume:
-        _prepare_out_dir(cfg, out_dir)
+        _prepare_out_dir(cfg, out_dir, overwrite)
+    ckpt_path = out_dir / CHECKPOINT
     loggers = _make_logger(cfg, out_dir)
-    if resume:
-        run.load_state_dict(load_checkpoint(ckpt_path))
-        _truncate_csv(out_dir / "evals.csv", run.step)
-        _truncate_csv(out_dir / "diagnostics.csv", run.step)
-        if run.step >= cfg.steps:
-            raise ValueError(
-                f"--resume {out_dir}: the run already finished ({run.step} steps); its results "
-                "are in evals.csv and curves.png."
-            )
+    last_eval = None
+    if state is not None:
+        run.load_state_dict(state)
+        del state
+        _truncate_logs(out_dir, run.step)
+        last_eval = _last_eval(out_dir)
     counts = count_parameters(run.networks)
     if not quiet or run.step == 0:
         sizes = ", ".join(f"{k} {v['total'] / 1e6:.3f}M" for k, v in counts.items())
         plan = ", ".join(f"{k}={p.regime}/type {p.block_type}" for k, p in run.plans.items())
         print(f"[torchrl-mst] {cfg.env} seed {cfg.seed}: {plan}; parameters: {sizes}", flush=True)
+    _warn_silent_settings(cfg)
 
     def log(metrics: dict[str, float]) -> None:
         for logger in loggers:
             for k, v in metrics.items():
-                if isinstance(v, int | float) and math.isfinite(v):
-                    logger.log_scalar(k, v, step=run.step)
+                if isinstance(v, int | float):  # NaN/inf are logged too, never dropped
+                    logger.log_scalar(k, float(v), step=run.step)
 
     def record_eval() -> dict[str, float]:
         row = run.evaluate()
@@ -380,9 +543,15 @@ def train(
         _plot(out_dir)
         return row
 
-    last_eval = None
-    if run.step == 0:
+    def checkpoint() -> None:
+        save_checkpoint(run.state_dict(), ckpt_path)
+        _write_status(out_dir, run.step, cfg.steps)
+
+    if not resume:
         last_eval = record_eval()
+        checkpoint()  # every run with results can be resumed
+        if stop_after == 0:
+            return RunResult(dict(last_eval), out_dir, 0)
     remaining = cfg.steps - run.step
     random_left = max(0, cfg.random_steps - run.step)
     collector = Collector(
@@ -396,7 +565,7 @@ def train(
     )
     if resume:
         set_global_rng_state(run.global_rng)
-    progress = _Progress(cfg.steps, run.step, quiet)
+    progress = _Progress(cfg.steps, run.step, quiet, last_eval)
     checkpoint_due = False
     t_start = time.perf_counter() - run.wall_time
     try:
@@ -407,8 +576,16 @@ def train(
             if not done:
                 run.env_rng_before_reset = env_rng_state(run.env)
             if run.step > cfg.random_steps:
-                run.last_metrics = run.mrq.step()
-                if run.step % 1000 == 0:
+                try:
+                    run.last_metrics = run.mrq.step()
+                except ValueError as err:
+                    if "finite" not in str(err):
+                        raise
+                    _diverged(run, ckpt_path, str(err), log)
+                bad = sorted(k for k, v in run.last_metrics.items() if not math.isfinite(v))
+                if bad:
+                    _diverged(run, ckpt_path, f"non-finite {', '.join(bad)}", log)
+                if run.step % cfg.log_every == 0:
                     log(run.last_metrics)
                 else:  # mask updates are rare: log them whenever they happen
                     log({k: v for k, v in run.last_metrics.items() if k.startswith("sparse/")})
@@ -421,8 +598,8 @@ def train(
                 last_eval = record_eval()
             if run.step % cfg.checkpoint_every == 0:
                 checkpoint_due = True
-            if checkpoint_due and (done or run.step == cfg.steps):
-                save_checkpoint(run.state_dict(), ckpt_path)
+            if (checkpoint_due and done) or run.step == cfg.steps:
+                checkpoint()
                 checkpoint_due = False
                 if stop_after is not None and run.step >= stop_after:
                     break
@@ -432,6 +609,33 @@ def train(
         progress.close()
     _plot(out_dir)
     return RunResult(dict(last_eval or {}), out_dir, run.step)
+
+
+def _diverged(run: _Run, ckpt_path: Path, what: str, log: Any) -> None:
+    log(run.last_metrics)  # the non-finite values go to the logs too
+    good = "no checkpoint"
+    if ckpt_path.exists():
+        status = _read_status(ckpt_path.parent) or {}
+        good = f"the last good checkpoint is {ckpt_path} (step {status.get('step', '?')})"
+    raise TrainingDiverged(
+        f"training diverged at step {run.step} ({what}); {good}. Lower the learning rates or "
+        "check the environment's rewards and observations for NaN/inf."
+    )
+
+
+def _warn_silent_settings(cfg: TrainConfig) -> None:
+    """Warn about settings that would silently do nothing in this run."""
+    import warnings
+
+    d = cfg.diagnostics_every
+    first_diagnostics = (cfg.random_steps // d + 1) * d  # first multiple after the random phase
+    if first_diagnostics > cfg.steps:
+        warnings.warn(
+            f"--diagnostics-every {d} never fires after the random phase ({cfg.random_steps} "
+            f"steps) of this {cfg.steps}-step run: diagnostics.csv will stay empty. Lower "
+            "--diagnostics-every.",
+            stacklevel=3,
+        )
 
 
 def _append_diagnostics(path: Path, row: dict[str, float]) -> None:
@@ -449,38 +653,51 @@ def _plot(out_dir: Path) -> None:
 
 
 class _Progress:
-    """tqdm bar with steps/s, last eval return and ETA; a log line every 5% when quiet."""
+    """tqdm bar with steps/s, last eval return and ETA; a log line every 5% when quiet.
 
-    def __init__(self, total: int, start: int, quiet: bool) -> None:
+    The rate of a quiet line is measured since the previous line (the random phase is much
+    faster than training), so the first line comes one interval after the start.
+    """
+
+    def __init__(
+        self, total: int, start: int, quiet: bool, last_eval: dict[str, float] | None = None
+    ) -> None:
         self.quiet = quiet
         self.total = total
-        self.next_log = start
+        self.interval = max(1, total // 20)
+        self.next_log = min(start + self.interval, total)
         self.t0 = time.perf_counter()
         self.start = start
+        self.last_eval = last_eval
         self.bar = None
         if not quiet:
             from tqdm.auto import tqdm
 
             self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+            self._postfix()
+
+    def _postfix(self) -> None:
+        if self.bar is not None and self.last_eval is not None:
+            self.bar.set_postfix(eval_return=f"{self.last_eval['return_mean']:.1f}", refresh=False)
 
     def update(self, step: int, last_eval: dict[str, float] | None) -> None:
-        ret = None if last_eval is None else last_eval["return_mean"]
+        self.last_eval = last_eval if last_eval is not None else self.last_eval
+        ret = None if self.last_eval is None else self.last_eval["return_mean"]
         if self.bar is not None:
             self.bar.update(step - self.bar.n)
-            if ret is not None:
-                self.bar.set_postfix(eval_return=f"{ret:.1f}", refresh=False)
+            self._postfix()
         elif step >= self.next_log or step == self.total:
             now = time.perf_counter()
-            # rate since the previous line: the random phase is much faster than training
             rate = (step - self.start) / max(now - self.t0, 1e-9)
             self.start, self.t0 = step, now
             eta = (self.total - step) / max(rate, 1e-9)
+            shown = "none yet" if ret is None else f"{ret:.1f}"
             print(
                 f"[torchrl-mst] step {step}/{self.total} ({rate:.1f} steps/s, ETA {eta / 60:.1f} "
-                f"min) last eval return {ret if ret is None else round(ret, 1)}",
+                f"min) last eval return {shown}",
                 flush=True,
             )
-            self.next_log = step + max(1, self.total // 20)
+            self.next_log = step + self.interval
 
     def close(self) -> None:
         if self.bar is not None:
