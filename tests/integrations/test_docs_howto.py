@@ -18,7 +18,7 @@ def blocks():
 
 
 def test_complete_example_and_ten_lines_run(capsys):
-    ten_lines, complete, _ = blocks()
+    ten_lines, complete, _, _ = blocks()
     ns: dict = {}
     exec(compile(complete, str(HOWTO), "exec"), ns)
     assert "sparse/critic/dropped" in capsys.readouterr().out
@@ -31,7 +31,7 @@ def test_complete_example_and_ten_lines_run(capsys):
 
 
 def test_sac_snippet_runs():
-    *_, sac = blocks()
+    _, _, sac, _ = blocks()
     spec = Bounded(-1, 1, shape=(2,))
     net = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 4), NormalParamExtractor())
     actor = ProbabilisticActor(
@@ -64,3 +64,20 @@ class _Cat(nn.Module):
 
     def forward(self, observation, action):
         return self.mlp(torch.cat([observation, action], -1))
+
+
+def test_complete_sac_example_runs_and_restores(capsys):
+    *_, sac_complete = blocks()
+    assert "loss_qvalue" in sac_complete and "value_loss" not in sac_complete
+    ns: dict = {}
+    exec(compile(sac_complete, str(HOWTO), "exec"), ns)
+    assert "SAC critic sparsity 0.600" in capsys.readouterr().out
+    loss, restored, ctl = ns["sac_loss"], ns["restored"], ns["critic_ctl"]
+    assert type(loss).__name__ == "SACLoss"
+    for name, mask in ctl.masks.items():
+        key = tuple(name.split(".")[1:])
+        for params in (loss.qvalue_network_params, loss.target_qvalue_network_params,
+                       restored.qvalue_network_params):
+            assert (params.get(key)[~mask] == 0).all()
+        assert torch.equal(loss.qvalue_network_params.get(key),
+                           restored.qvalue_network_params.get(key))
