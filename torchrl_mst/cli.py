@@ -6,6 +6,7 @@ Examples::
     torchrl-mst train --env dmc:dog-run --recipe mst --scale 1x --steps 500000 --seed 0 \\
         --out runs/dog-mst-s0
     torchrl-mst train --resume runs/dog-mst-s0
+    torchrl-mst train --algo sac --env gym:Pendulum-v1 --critic set:0.8 --out runs/sac
     torchrl-mst plot runs/dog-mst-s* runs/dog-baseline-s* --out dog.png
     torchrl-mst presets --env dmc:dog-run --env dmc:humanoid-run
 """
@@ -162,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="torchrl-mst", description="Module-Specific Training for MR.Q on TorchRL."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p_train = sub.add_parser("train", help="train MR.Q (dense, MST or any per-module mix)")
+    p_train = sub.add_parser(
+        "train", help="train MR.Q, or SAC/TD3/PPO on TorchRL's losses (--algo)"
+    )
     p_train.add_argument(
         "--out", default=None, help="run directory (default: runs/<env>-<label>-s<seed>)"
     )

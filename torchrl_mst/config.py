@@ -19,6 +19,10 @@ def _field(default: Any, help: str) -> Any:
 class TrainConfig:
     """Everything that defines a training run. Each field is a ``torchrl-mst train`` flag."""
 
+    algo: str = _field(
+        "mrq",
+        "algorithm: mrq (MR.Q), or sac, td3, ppo on TorchRL's own losses",
+    )
     env: str = _field(
         "dmc:cartpole-balance",
         "dmc:<domain>-<task> or gym:<id>",
@@ -137,6 +141,15 @@ class TrainConfig:
         "csv",
         "extra TorchRL logger: csv, tensorboard or wandb",
     )
+    learning_rate: float | None = _field(
+        None,
+        "sac/td3/ppo: learning rate of every optimizer (default: the algorithm's, see "
+        "docs/howto/cross-algo.md)",
+    )
+    rollout_steps: int | None = _field(
+        None,
+        "ppo: env steps per rollout (default 2048); --steps must be a multiple of it",
+    )
     label: str | None = _field(
         None,
         "label used by `torchrl-mst plot` to group seeds (default: recipe-scale-overrides)",
@@ -160,18 +173,26 @@ class TrainConfig:
                 raise ValueError(f"{name} must be a positive int, got {value!r}.")
         if self.threads is not None and (isinstance(self.threads, bool) or self.threads < 1):
             raise ValueError(f"threads must be a positive int or None, got {self.threads!r}.")
-        if self.random_steps < 5:
+        if self.algo != "ppo" and self.random_steps < 5:
             raise ValueError(
                 f"random_steps must be >= 5 (one 5-step window must exist before the first "
                 f"update), got {self.random_steps}."
             )
-        if self.random_steps >= self.steps:
+        if self.algo != "ppo" and self.random_steps >= self.steps:
             raise ValueError(
                 f"--random-steps ({self.random_steps}) must be smaller than --steps "
                 f"({self.steps}): training starts after the random phase, so this run would "
                 "finish without a single update. Raise --steps or lower --random-steps."
             )
         _check_device(self.device)
+        if self.algo not in ("mrq", "sac", "td3", "ppo"):
+            raise ValueError(f"algo must be one of mrq, sac, td3, ppo, got {self.algo!r}.")
+        if self.learning_rate is not None and not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be a positive float, got {self.learning_rate!r}.")
+        if self.rollout_steps is not None and (
+            isinstance(self.rollout_steps, bool) or self.rollout_steps < 1
+        ):
+            raise ValueError(f"rollout_steps must be a positive int, got {self.rollout_steps!r}.")
         if self.recipe not in ("baseline", "mst"):
             raise ValueError(f"recipe must be 'baseline' or 'mst', got {self.recipe!r}.")
         if self.logger not in ("csv", "tensorboard", "wandb"):
@@ -193,7 +214,8 @@ class TrainConfig:
                              "actor_type")
                 if (value := getattr(self, name)) is not None
             ]
-            self.label = "-".join([self.recipe, self.scale, *overrides])
+            prefix = [] if self.algo == "mrq" else [self.algo]
+            self.label = "-".join([*prefix, self.recipe, self.scale, *overrides])
 
     def regime_options(self) -> dict[str, Any]:
         """Keyword arguments of :func:`torchrl_mst.recipes.parse_regime` set by this config."""

@@ -1,4 +1,10 @@
-"""The training loop behind ``torchrl-mst train``: collector, MR.Q step, eval, diagnostics.
+"""The training loop behind ``torchrl-mst train``: collector, update, eval, diagnostics.
+
+One loop serves every algorithm: MR.Q's run (``_Run`` below) and SAC/TD3/PPO's
+(:class:`~torchrl_mst.trainers.torchrl_algos.TorchRLRun`) expose the same small interface
+(``frames_per_batch``, ``random_steps``, ``update(batch)``, ``note_env_state(done)``,
+``evaluate``, ``diagnostics``, ``state_dict``/``load_state_dict``), and the run directory,
+checkpoints and resume are the same for all.
 
 Outputs in the run directory:
 
@@ -13,6 +19,7 @@ Outputs in the run directory:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -73,10 +80,13 @@ class RunResult:
 
 
 class _Run:
-    """Everything one run holds; built identically for a fresh start and a resume."""
+    """Everything one MR.Q run holds; built identically for a fresh start and a resume."""
+
+    frames_per_batch = 1
 
     def __init__(self, cfg: TrainConfig) -> None:
         self.cfg = cfg
+        self.random_steps = cfg.random_steps
         if cfg.threads is not None:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
@@ -138,6 +148,19 @@ class _Run:
         self.wall_time = 0.0
         self.env_rng_before_reset = env_rng_state(self.env)
         self.last_metrics: dict[str, float] = {}
+
+    # -- the loop's interface ---------------------------------------------------------------
+    def note_env_state(self, done: bool) -> None:
+        """After each env step: remember the env RNG a resume must restore."""
+        if not done:
+            self.env_rng_before_reset = env_rng_state(self.env)
+
+    def update(self, batch: Any) -> dict[str, float] | None:
+        """Store the transition; one MR.Q step once the random phase is over."""
+        self.replay.extend(batch.reshape(-1))
+        if self.step > self.cfg.random_steps:
+            return self.mrq.step()
+        return None
 
     # -- evaluation and diagnostics -------------------------------------------------------
     @torch.no_grad()
@@ -457,7 +480,9 @@ def _load_for_resume(cfg: TrainConfig | None, out_dir: Path) -> tuple[TrainConfi
             "--overwrite."
         )
     state = load_checkpoint(out_dir / CHECKPOINT)
-    in_ckpt = state.get("config", {})
+    # fields added later (e.g. algo) take their defaults in older checkpoints
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    in_ckpt = {**defaults, **state.get("config", {})}
     if in_ckpt != saved.to_dict():
         diff = {k: (in_ckpt.get(k), v) for k, v in saved.to_dict().items() if in_ckpt.get(k) != v}
         raise ValueError(
@@ -512,7 +537,7 @@ def train(
     _check_logger(cfg)
     if not resume:
         _check_out_dir_usable(out_dir)
-    run = _Run(cfg)  # validates every choice before anything is written
+    run = _make_run(cfg)  # validates every choice before anything is written
     if not resume:
         _prepare_out_dir(cfg, out_dir, overwrite)
     ckpt_path = out_dir / CHECKPOINT
@@ -528,7 +553,7 @@ def train(
         sizes = ", ".join(f"{k} {v['total'] / 1e6:.3f}M" for k, v in counts.items())
         plan = ", ".join(f"{k}={p.regime}/type {p.block_type}" for k, p in run.plans.items())
         print(f"[torchrl-mst] {cfg.env} seed {cfg.seed}: {plan}; parameters: {sizes}", flush=True)
-    _warn_silent_settings(cfg)
+    _warn_silent_settings(cfg, run.random_steps)
 
     def log(metrics: dict[str, float]) -> None:
         for logger in loggers:
@@ -553,11 +578,11 @@ def train(
         if stop_after == 0:
             return RunResult(dict(last_eval), out_dir, 0)
     remaining = cfg.steps - run.step
-    random_left = max(0, cfg.random_steps - run.step)
+    random_left = max(0, run.random_steps - run.step)
     collector = Collector(
         run.env,
         run.explore,
-        frames_per_batch=1,
+        frames_per_batch=run.frames_per_batch,
         total_frames=remaining,
         init_random_frames=random_left or None,
         auto_register_policy_transforms=False,
@@ -570,33 +595,34 @@ def train(
     t_start = time.perf_counter() - run.wall_time
     try:
         for batch in collector:
-            run.step += 1
-            run.replay.extend(batch.reshape(-1))
-            done = bool(batch["next", "done"].any())
-            if not done:
-                run.env_rng_before_reset = env_rng_state(run.env)
-            if run.step > cfg.random_steps:
-                try:
-                    run.last_metrics = run.mrq.step()
-                except ValueError as err:
-                    if "finite" not in str(err):
-                        raise
-                    _diverged(run, ckpt_path, str(err), log)
+            before = run.step
+            run.step += batch.numel()
+            # the last frame decides: a batch ending an episode is a checkpoint point
+            done = bool(batch["next", "done"].reshape(-1)[-1])
+            run.note_env_state(done)
+            try:
+                metrics = run.update(batch)
+            except ValueError as err:
+                if "finite" not in str(err):
+                    raise
+                _diverged(run, ckpt_path, str(err), log)
+            if metrics is not None:
+                run.last_metrics = metrics
                 bad = sorted(k for k, v in run.last_metrics.items() if not math.isfinite(v))
                 if bad:
                     _diverged(run, ckpt_path, f"non-finite {', '.join(bad)}", log)
-                if run.step % cfg.log_every == 0:
+                if _crossed(before, run.step, cfg.log_every):
                     log(run.last_metrics)
                 else:  # mask updates are rare: log them whenever they happen
                     log({k: v for k, v in run.last_metrics.items() if k.startswith("sparse/")})
             run.wall_time = time.perf_counter() - t_start
-            if run.step % cfg.diagnostics_every == 0 and run.step > cfg.random_steps:
+            if _crossed(before, run.step, cfg.diagnostics_every) and run.step > run.random_steps:
                 diag = {"step": run.step, **run.diagnostics()}
                 _append_diagnostics(out_dir / "diagnostics.csv", diag)
                 log({f"diagnostics/{k}": v for k, v in diag.items() if k != "step"})
-            if run.step % cfg.eval_every == 0 or run.step == cfg.steps:
+            if _crossed(before, run.step, cfg.eval_every) or run.step == cfg.steps:
                 last_eval = record_eval()
-            if run.step % cfg.checkpoint_every == 0:
+            if _crossed(before, run.step, cfg.checkpoint_every):
                 checkpoint_due = True
             if (checkpoint_due and done) or run.step == cfg.steps:
                 checkpoint()
@@ -611,7 +637,24 @@ def train(
     return RunResult(dict(last_eval or {}), out_dir, run.step)
 
 
-def _diverged(run: _Run, ckpt_path: Path, what: str, log: Any) -> None:
+def _crossed(before: int, after: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in ``(before, after]``.
+
+    With one step at a time this is ``after % every == 0``.
+    """
+    return before // every < after // every
+
+
+def _make_run(cfg: TrainConfig) -> Any:
+    """MR.Q's run, or a SAC/TD3/PPO run on TorchRL's losses."""
+    if cfg.algo == "mrq":
+        return _Run(cfg)
+    from torchrl_mst.trainers.torchrl_algos import TorchRLRun
+
+    return TorchRLRun(cfg)
+
+
+def _diverged(run: Any, ckpt_path: Path, what: str, log: Any) -> None:
     log(run.last_metrics)  # the non-finite values go to the logs too
     good = "no checkpoint"
     if ckpt_path.exists():
@@ -623,15 +666,15 @@ def _diverged(run: _Run, ckpt_path: Path, what: str, log: Any) -> None:
     )
 
 
-def _warn_silent_settings(cfg: TrainConfig) -> None:
+def _warn_silent_settings(cfg: TrainConfig, random_steps: int) -> None:
     """Warn about settings that would silently do nothing in this run."""
     import warnings
 
     d = cfg.diagnostics_every
-    first_diagnostics = (cfg.random_steps // d + 1) * d  # first multiple after the random phase
+    first_diagnostics = (random_steps // d + 1) * d  # first multiple after the random phase
     if first_diagnostics > cfg.steps:
         warnings.warn(
-            f"--diagnostics-every {d} never fires after the random phase ({cfg.random_steps} "
+            f"--diagnostics-every {d} never fires after the random phase ({random_steps} "
             f"steps) of this {cfg.steps}-step run: diagnostics.csv will stay empty. Lower "
             "--diagnostics-every.",
             stacklevel=3,
