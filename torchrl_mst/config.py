@@ -146,6 +146,10 @@ class TrainConfig:
         "sac/td3/ppo: learning rate of every optimizer (default: the algorithm's, see "
         "docs/howto/cross-algo.md)",
     )
+    gamma: float | None = _field(
+        None,
+        "sac/td3/ppo: discount (default: the algorithm's, 0.99); MR.Q keeps its own",
+    )
     rollout_steps: int | None = _field(
         None,
         "ppo: env steps per rollout (default 2048); --steps must be a multiple of it",
@@ -189,6 +193,10 @@ class TrainConfig:
             raise ValueError(f"algo must be one of mrq, sac, td3, ppo, got {self.algo!r}.")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be a positive float, got {self.learning_rate!r}.")
+        if self.gamma is not None and (self.algo == "mrq" or not 0 < self.gamma <= 1):
+            raise ValueError(
+                f"gamma ({self.gamma!r}) is a sac/td3/ppo option in (0, 1]; MR.Q keeps its own."
+            )
         if self.rollout_steps is not None and (
             isinstance(self.rollout_steps, bool) or self.rollout_steps < 1
         ):

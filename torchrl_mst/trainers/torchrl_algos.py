@@ -18,6 +18,7 @@ checkpoints and resume are shared with MR.Q).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -81,7 +82,7 @@ class AlgoDefaults:
     source: str = ""
 
 
-#: Per-algorithm defaults (``--learning-rate`` and ``--rollout-steps`` override).
+#: Per-algorithm defaults (``--learning-rate``, ``--gamma``, ``--rollout-steps`` override).
 ALGO_DEFAULTS: dict[str, AlgoDefaults] = {
     "sac": AlgoDefaults(
         lr=3e-4,
@@ -169,6 +170,8 @@ class TorchRLRun:
                 "--encoder-type; the MST recipe applies to --critic and --actor."
             )
         hp = ALGO_DEFAULTS[self.algo]
+        if cfg.gamma is not None:
+            hp = dataclasses.replace(hp, gamma=cfg.gamma)
         self.hp = hp
         self.lr = cfg.learning_rate if cfg.learning_rate is not None else hp.lr
         if threads := cfg.threads:
@@ -257,14 +260,20 @@ class TorchRLRun:
         self.updater = SoftUpdate(self.loss, tau=hp.tau) if self.algo != "ppo" else None
 
         names = LOSS_NETWORKS[self.algo]
+        # fused Adam: the foreach one is slow on the exact zeros of masked weights on CPU
+        fused = device.type in ("cpu", "cuda")
         self.optimizers: dict[str, torch.optim.Optimizer] = {
             role: torch.optim.Adam(
-                getattr(self.loss, f"{names[role]}_params").values(True, True), lr=self.lr
+                getattr(self.loss, f"{names[role]}_params").values(True, True),
+                lr=self.lr,
+                fused=fused,
             )
             for role in ("critic", "actor")
         }
         if self.algo == "sac":
-            self.optimizers["alpha"] = torch.optim.Adam([self.loss.log_alpha], lr=self.lr)
+            self.optimizers["alpha"] = torch.optim.Adam(
+                [self.loss.log_alpha], lr=self.lr, fused=fused
+            )
         updates = self._optimizer_steps()
         self.controllers = {}
         for i, role in enumerate(("critic", "actor")):
