@@ -140,3 +140,22 @@ def test_presets_build_valid_grids():
     paper = cross_algo.build_grid(cross_algo.parse_args(["--preset", "paper"]))
     assert len(paper) == 4 * 2 * 3 * 2 * 10
     assert {t["env"] for t in paper} == {"dmc:dog-run", "dmc:humanoid-run"}
+
+
+def test_failed_trials_are_retried_then_reported(tmp_path, capsys, monkeypatch):
+    import torchrl_mst.trainers.grid as grid
+
+    calls = []
+
+    def broken(config, out_dir):
+        calls.append(out_dir)
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(grid, "run_trial", broken)
+    out = tmp_path / "g"
+    argv = [*TINY, "--algos", "sac", "--max-retries", "2", "--out", str(out)]
+    assert cross_algo.main(argv) == 1
+    assert len(calls) == 2 * 3  # two trials, 1 + 2 retries each
+    summary = (out / "summary.md").read_text()
+    assert "failed after retries: 2" in summary
+    assert "FAILED sac-mst-0.0625x-gym-Pendulum-v1-s0 (3 attempts): RuntimeError: boom" in summary
