@@ -105,6 +105,11 @@ def parse_regime(
         s = float(arg) if arg else 0.6
     except ValueError:
         raise ValueError(f"Sparsity in {text!r} must be a number in [0, 1).") from None
+    if not 0.0 <= s < 1.0:
+        raise ValueError(
+            f"{text!r}: the sparsity {s:g} is outside [0, 1); it is the fraction of weights set to "
+            f"zero, e.g. {kind}:0.6 (60% zeros). For no zeros at all use dense."
+        )
     regime: Regime
     if kind == "static":
         regime = StaticSparse(sparsity=s)

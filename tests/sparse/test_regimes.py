@@ -83,7 +83,10 @@ def test_check_ready_explains_the_fix():
         RigL().check_ready()
     with pytest.raises(ValueError, match="start_step and stop_step"):
         GradualPruning().check_ready()
-    RigL(stop_step=10).check_ready()
+    RigL(stop_step=10, update_interval=5).check_ready()
+    # an update interval past the stop step would never update the mask: say so (issue 10)
+    with pytest.raises(ValueError, match=r"would never update its mask.*--mask-update-interval"):
+        RigL(stop_step=10).check_ready()
 
 
 @pytest.mark.parametrize(

@@ -137,7 +137,11 @@ def test_composable_regimes_on_submodules_of_one_model():
     agent = ToyAgent()
     ctl = sparsify(
         agent,
-        {"encoder": Dense(), "critic": RigL(stop_step=100), "actor": StaticSparse(0.5)},
+        {
+            "encoder": Dense(),
+            "critic": RigL(stop_step=100, update_interval=10),
+            "actor": StaticSparse(0.5),
+        },
         torch.optim.Adam(agent.parameters()),
         seed=0,
     )

@@ -297,3 +297,45 @@ def test_progress_after_resume_shows_the_last_eval(tmp_path, capsys):
     lines = [ln for ln in printed.splitlines() if "step " in ln and "/30" in ln]
     assert lines and "last eval return None" not in printed
     assert "last eval return" in lines[0] and "none yet" not in lines[0]
+
+
+# -- 8/9. library-level errors -----------------------------------------------------------------
+def test_mrq_loss_refuses_networks_that_do_not_chain():
+    from torchrl_mst.modules import ScalePreset, make_mrq_networks
+    from torchrl_mst.objectives import MRQLoss
+
+    tiny = ScalePreset("tiny", 1 / 16)
+    a, b = make_mrq_networks(4, 2, scale=tiny), make_mrq_networks(4, 3, scale=ScalePreset(
+        "tinier", 1 / 32))
+    with pytest.raises(ValueError, match=r"critic takes \[16\] inputs but encoder.zsa_dim is 32"):
+        MRQLoss(a.encoder, b.critic, a.actor)
+    with pytest.raises(ValueError, match="actor outputs 3 actions but the encoder embeds 2"):
+        MRQLoss(a.encoder, a.critic, make_mrq_networks(4, 3, scale=tiny).actor)
+
+
+def test_policies_refuse_actions_outside_minus_one_one():
+    from torchrl.data import Bounded
+
+    from torchrl_mst.modules import ScalePreset, make_mrq_networks, make_mrq_policies
+
+    nets = make_mrq_networks(3, 1, scale=ScalePreset("tiny", 1 / 16))
+    with pytest.raises(ValueError, match=r"action bounds are \[-2, 2\].*ActionScaling"):
+        make_mrq_policies(nets.encoder, nets.actor, Bounded(-2.0, 2.0, shape=(1,)))
+    make_mrq_policies(nets.encoder, nets.actor, Bounded(-1.0, 1.0, shape=(1,)))
+
+
+def test_a_layer_left_without_weights_is_an_error():
+    from torch import nn
+
+    from torchrl_mst.sparse import StaticSparse, sparsify
+
+    net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 1))
+    with pytest.raises(ValueError, match=r"would be all zeros.*Lower the sparsity"):
+        sparsify(net, StaticSparse(0.99), seed=0)
+
+
+def test_cli_sparsity_errors_name_the_flag_value(capsys):
+    assert main(["train", "--env", "gym:Pendulum-v1", "--critic", "rigl:1.5", "--out",
+                 "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert "'rigl:1.5'" in err and "rigl:0.6" in err and "Dense()" not in err

@@ -43,7 +43,22 @@ def make_mrq_policies(
 
     Returns:
         ``(policy, exploration_policy)``; both share the networks' parameters.
+
+    Raises:
+        ValueError: if ``action_spec`` is bounded other than ``[-1, 1]``: the actor's
+            ``tanh`` spans ``[-1, 1]`` and MR.Q's noises are sized for it, so rescale the env
+            first (TorchRL's ``ActionScaling`` transform; ``torchrl_mst.envs.make_env`` does).
     """
+    space = getattr(action_spec, "space", None)
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is not None and high is not None:
+        if not (bool(torch.all(low == -1)) and bool(torch.all(high == 1))):
+            raise ValueError(
+                f"make_mrq_policies: the action bounds are [{float(low.min()):g}, "
+                f"{float(high.max()):g}], but MR.Q's actor acts in [-1, 1] (tanh) and its noises "
+                "are sized for that range: append torchrl.envs.ActionScaling() to the env "
+                "(torchrl_mst.envs.make_env does it) so the policy sees [-1, 1]."
+            )
     policy = TensorDictModule(
         MRQPolicy(encoder, actor), in_keys=[observation_key], out_keys=[action_key]
     )

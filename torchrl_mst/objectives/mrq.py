@@ -174,6 +174,7 @@ class MRQLoss(LossModule):
             raise ValueError(f"value_horizon must be an int >= 1, got {value_horizon!r}.")
         if not 0.0 < gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {gamma}.")
+        _check_dims(encoder, critic, actor)
         self._in_keys: list[NestedKey] | None = None
         self.convert_to_functional(encoder, "encoder", create_target_params=True)
         self.convert_to_functional(critic, "critic", create_target_params=True)
@@ -360,6 +361,43 @@ class MRQLoss(LossModule):
                 "actor_q": actor["q"],
             },
             batch_size=[],
+        )
+
+
+def _linears(module: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+
+
+def _check_dims(encoder: MRQEncoder, critic: MRQCritic, actor: MRQActor) -> None:
+    """Refuse networks whose sizes do not chain, at construction rather than at forward."""
+    zs_dim = getattr(encoder, "zs_dim", None)
+    zsa_dim = getattr(encoder, "zsa_dim", None)
+    za = getattr(encoder, "za", None)
+    critic_in = {heads[0].in_features for heads in (_linears(critic),) if heads}
+    for head in ("q1", "q2"):
+        sub = getattr(critic, head, None)
+        if isinstance(sub, torch.nn.Module) and _linears(sub):
+            critic_in.add(_linears(sub)[0].in_features)
+    problems = []
+    if zsa_dim is not None and critic_in and critic_in != {zsa_dim}:
+        problems.append(
+            f"the critic takes {sorted(critic_in)} inputs but encoder.zsa_dim is {zsa_dim}"
+        )
+    actor_linears = _linears(actor)
+    if zs_dim is not None and actor_linears and actor_linears[0].in_features != zs_dim:
+        problems.append(
+            f"the actor takes {actor_linears[0].in_features} inputs but encoder.zs_dim is {zs_dim}"
+        )
+    if isinstance(za, torch.nn.Linear) and actor_linears:
+        if actor_linears[-1].out_features != za.in_features:
+            problems.append(
+                f"the actor outputs {actor_linears[-1].out_features} actions but the encoder "
+                f"embeds {za.in_features}"
+            )
+    if problems:
+        raise ValueError(
+            "MRQLoss: the networks do not fit together: " + "; ".join(problems) + ". Build "
+            "them together with torchrl_mst.modules.make_mrq_networks(obs_dim, action_dim, ...)."
         )
 
 

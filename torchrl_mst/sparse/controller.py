@@ -201,6 +201,15 @@ class SparseController:
             spec.member_name(b): spec.layer_shape for spec in specs for b in range(spec.members)
         }
         kept = allocate_kept_counts(shapes, regime.mask_sparsity, regime.mask_distribution)
+        empty = [name for name, count in kept.items() if count == 0]
+        if empty:
+            total = sum(_numel(shape) for shape in shapes.values())
+            raise ValueError(
+                f"{key}: sparsity {regime.mask_sparsity:g} keeps "
+                f"{sum(kept.values())} of {total} weights, fewer than its {len(shapes)} layers, "
+                f"so {len(empty)} layer(s) would be all zeros ({', '.join(empty[:3])}). Lower the "
+                "sparsity (e.g. static:0.9) or widen the network (a larger --scale)."
+            )
         entries = []
         for spec in specs:
             n = _numel(spec.layer_shape)

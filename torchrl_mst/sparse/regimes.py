@@ -360,6 +360,13 @@ class SET(Regime):
                 f"{type(self).__name__}(stop_step=800_000), or call "
                 ".with_total_steps(total_optimizer_steps) (MST stops at 80% of training)."
             )
+        if self.update_interval > self.stop_step:
+            raise ValueError(
+                f"{type(self).__name__}(update_interval={self.update_interval}, "
+                f"stop_step={self.stop_step}) would never update its mask (the first update "
+                "comes after the last allowed step): lower update_interval (CLI: "
+                "--mask-update-interval) or raise stop_step (train longer)."
+            )
 
     @property
     def mask_sparsity(self) -> float:  # noqa: D102
