@@ -1,0 +1,112 @@
+"""Bisection: the release's loop, env and replay buffer (imported unmodified), with OUR networks,
+MRQLoss and MRQ training step, and our policy for acting."""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
+os.environ.setdefault("MUJOCO_GL", "disable")
+import numpy as np
+import torch
+
+torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)
+torch.set_num_threads(1)
+import env_preprocessing
+from tensordict import TensorDict
+
+from torchrl_mst.modules import make_mrq_networks
+from torchrl_mst.objectives import MRQLoss
+from torchrl_mst.trainers.mrq import MRQ
+
+env_name, seed, steps, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+RANDOM = int(os.environ.get("RANDOM_STEPS", "10000"))
+np.random.seed(seed)
+torch.manual_seed(seed)
+env = env_preprocessing.Env(env_name, seed, eval_env=False)
+eval_env = env_preprocessing.Env(env_name, seed + 100, eval_env=True)
+from torchrl_mst.data import MRQReplayBuffer
+
+ours_rb = MRQReplayBuffer(1_000_000, horizon=5, batch_size=256, seed=seed)
+
+nets = make_mrq_networks(env.obs_shape[0], env.action_dim, scale=os.environ.get("SCALE", "1x"))
+loss = MRQLoss(nets.encoder, nets.critic, nets.actor, use_done_loss=False)
+mrq = MRQ(loss, ours_rb, seed=seed)
+
+
+def act(state, explore):
+    with torch.no_grad():
+        a = nets.actor(nets.encoder.zs(torch.tensor(state, dtype=torch.float).reshape(1, -1)))[0]
+        if explore:
+            a = a + torch.randn_like(a) * 0.2
+        return a.clamp(-1, 1).numpy().flatten()
+
+
+log = open(out, "w")
+
+
+def emit(**kw):
+    log.write(json.dumps(kw) + "\n")
+    log.flush()
+
+
+state = env.reset()
+t0 = time.time()
+acts = []
+qs = []
+for t in range(steps + 1):
+    if t % 5000 == 0:
+        rets = []
+        for _ in range(10):
+            s, term, trunc = eval_env.reset(), False, False
+            while not (term or trunc):
+                s, _, term, trunc = eval_env.step(act(np.array(s), False))
+            rets.append(eval_env.ep_total_reward)
+        emit(
+            kind="eval",
+            step=t,
+            mean=float(np.mean(rets)),
+            rets=[float(r) for r in rets],
+            wall=time.time() - t0,
+        )
+    if t == steps:
+        break
+    action = env.action_space.sample() if t < RANDOM else act(np.array(state), True)
+    acts.append(np.abs(action))
+    next_state, reward, terminated, truncated = env.step(action)
+    ours_rb.extend(
+        TensorDict(
+            {
+                "observation": torch.tensor(state, dtype=torch.float32)[None],
+                "action": torch.tensor(action, dtype=torch.float32)[None],
+                "collector": {"traj_ids": torch.tensor([env.ep_num])},
+                "next": {
+                    "observation": torch.tensor(next_state, dtype=torch.float32)[None],
+                    "reward": torch.tensor([[reward]], dtype=torch.float32),
+                    "terminated": torch.tensor([[terminated]]),
+                    "truncated": torch.tensor([[truncated]]),
+                    "done": torch.tensor([[terminated or truncated]]),
+                },
+            },
+            [1],
+        )
+    )
+    state = next_state
+    if t + 1 > RANDOM:
+        m = mrq.step()
+        qs.append(m["q/mean"])
+    if terminated or truncated:
+        a = np.stack(acts)
+        emit(
+            kind="episode",
+            step=t + 1,
+            ret=float(env.ep_total_reward),
+            sat=float((a >= 0.999).mean()),
+            absmean=float(a.mean()),
+            q=float(np.mean(qs)) if qs else None,
+            reward_scale=float(loss.reward_scale),
+            wall=time.time() - t0,
+        )
+        acts, qs = [], []
+        state = env.reset()

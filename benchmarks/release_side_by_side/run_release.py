@@ -1,0 +1,83 @@
+"""Run the authors' MR.Q release (imported unmodified from /tmp/mrq_rel/MRQ) on CPU with
+extra logging of training-episode returns and stored action statistics."""
+
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
+os.environ.setdefault("MUJOCO_GL", "disable")
+import numpy as np
+import torch
+
+torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)  # CUDA stub: store on "device" (CPU)
+torch.set_num_threads(int(os.environ.get("THREADS", "1")))
+import env_preprocessing
+import MRQ
+
+env_name, seed, steps, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+np.random.seed(seed)
+torch.manual_seed(seed)
+env = env_preprocessing.Env(env_name, seed, eval_env=False)
+eval_env = env_preprocessing.Env(env_name, seed + 100, eval_env=True)
+agent = MRQ.Agent(
+    env.obs_shape,
+    env.action_dim,
+    env.max_action,
+    env.pixel_obs,
+    env.discrete,
+    torch.device("cpu"),
+    env.history,
+)
+log = open(out, "w")
+
+
+def emit(**kw):
+    log.write(json.dumps(kw) + "\n")
+    log.flush()
+
+
+state = env.reset()
+t0 = time.time()
+acts = []
+for t in range(steps + 1):
+    if t % 5000 == 0:
+        rets = []
+        for _ in range(10):
+            s, term, trunc = eval_env.reset(), False, False
+            while not (term or trunc):
+                a = agent.select_action(np.array(s), use_exploration=False)
+                s, _, term, trunc = eval_env.step(a)
+            rets.append(eval_env.ep_total_reward)
+        emit(
+            kind="eval",
+            step=t,
+            mean=float(np.mean(rets)),
+            rets=[float(r) for r in rets],
+            wall=time.time() - t0,
+        )
+    if t == steps:
+        break
+    action = agent.select_action(np.array(state))
+    if action is None:
+        action = env.action_space.sample()
+    acts.append(np.abs(action))
+    next_state, reward, terminated, truncated = env.step(action)
+    agent.replay_buffer.add(state, action, next_state, reward, terminated, truncated)
+    state = next_state
+    agent.train()
+    if terminated or truncated:
+        a = np.stack(acts)
+        emit(
+            kind="episode",
+            step=t + 1,
+            ret=float(env.ep_total_reward),
+            sat=float((a >= 0.999).mean()),
+            absmean=float(a.mean()),
+            reward_scale=float(agent.reward_scale),
+            wall=time.time() - t0,
+            train_steps=agent.training_steps,
+        )
+        acts = []
+        state = env.reset()
