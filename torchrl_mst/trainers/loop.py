@@ -502,7 +502,7 @@ def train(
     quiet: bool = False,
     stop_after: int | None = None,
 ) -> RunResult:
-    """Train MR.Q with per-module regimes as ``cfg`` says; write outputs to ``out_dir``.
+    """Train ``cfg.algo`` (MR.Q, SAC, TD3 or PPO) with per-module regimes; write ``out_dir``.
 
     Args:
         cfg: the run's config; ``None`` with ``resume=True`` reloads ``out_dir/config.json``.
