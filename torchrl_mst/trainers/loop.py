@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 import torch
 from torchrl.collectors import Collector
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_mst.config import TrainConfig
 from torchrl_mst.data import MRQReplayBuffer
@@ -61,11 +60,11 @@ from torchrl_mst.trainers.checkpoint import (
     set_env_rng_state,
     set_global_rng_state,
 )
+from torchrl_mst.trainers.evaluation import EVAL_COLUMNS, evaluate_policy
 from torchrl_mst.trainers.mrq import MRQ
 
 __all__ = ["RunResult", "TrainingDiverged", "train"]
 
-EVAL_COLUMNS = ["step", "return_mean", "return_std", "return_min", "return_max", "wall_time"]
 DIAGNOSTICS_BATCH = 256
 CHECKPOINT = "checkpoint.pt"
 
@@ -163,24 +162,12 @@ class _Run:
         return None
 
     # -- evaluation and diagnostics -------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        returns = []
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            for _ in range(self.cfg.eval_episodes):
-                rollout = self.eval_env.rollout(
-                    100_000, self.policy, break_when_any_done=True, auto_cast_to_device=True
-                )
-                returns.append(float(rollout["next", "reward"].sum()))
-        r = torch.tensor(returns)
-        return {
-            "step": self.step,
-            "return_mean": float(r.mean()),
-            "return_std": float(r.std(unbiased=False)),
-            "return_min": float(r.min()),
-            "return_max": float(r.max()),
-            "wall_time": round(self.wall_time, 3),
-        }
+        """Deterministic-policy returns on the evaluation env."""
+        return evaluate_policy(
+            self.eval_env, self.policy, self.cfg.eval_episodes, step=self.step,
+            wall_time=self.wall_time,
+        )
 
     @torch.no_grad()
     def diagnostics(self) -> dict[str, float]:

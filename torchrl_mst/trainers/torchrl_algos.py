@@ -27,7 +27,6 @@ import torch
 from tensordict.nn import NormalParamExtractor, TensorDictModule, TensorDictSequential
 from torch import nn
 from torchrl.data import LazyTensorStorage, TensorDictReplayBuffer
-from torchrl.envs.utils import ExplorationType, set_exploration_type
 from torchrl.modules import (
     Actor,
     AdditiveGaussianModule,
@@ -46,6 +45,7 @@ from torchrl_mst.modules.presets import get_scale_preset
 from torchrl_mst.recipes import parse_regime, resolve_recipe
 from torchrl_mst.sparse import sparsify
 from torchrl_mst.trainers.checkpoint import env_rng_state
+from torchrl_mst.trainers.evaluation import evaluate_policy
 
 __all__ = ["ALGOS", "ALGO_DEFAULTS", "LOSS_NETWORKS", "AlgoDefaults", "TorchRLRun"]
 
@@ -453,25 +453,12 @@ class TorchRLRun:
         return metrics
 
     # -- evaluation and diagnostics ----------------------------------------------------
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Deterministic-policy returns on the evaluation env."""
-        returns = []
-        with set_exploration_type(ExplorationType.DETERMINISTIC):
-            for _ in range(self.cfg.eval_episodes):
-                rollout = self.eval_env.rollout(
-                    100_000, self.policy, break_when_any_done=True, auto_cast_to_device=True
-                )
-                returns.append(float(rollout["next", "reward"].sum()))
-        r = torch.tensor(returns)
-        return {
-            "step": self.step,
-            "return_mean": float(r.mean()),
-            "return_std": float(r.std(unbiased=False)),
-            "return_min": float(r.min()),
-            "return_max": float(r.max()),
-            "wall_time": round(self.wall_time, 3),
-        }
+        return evaluate_policy(
+            self.eval_env, self.policy, self.cfg.eval_episodes, step=self.step,
+            wall_time=self.wall_time,
+        )
 
     def _diagnostics_batch(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         if self.replay is None:
