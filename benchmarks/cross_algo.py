@@ -12,6 +12,8 @@ Regimes: ``dense`` (the algorithm's dense baseline: ``--recipe baseline``), ``ms
 encoder, RigL 0.6 critic, static 0.6 actor), ``static`` (static 0.6 everywhere), ``rigl``
 (RigL 0.6 everywhere). Outputs in ``--out``: ``grid.json`` (the grid; another grid is
 refused), ``trials/<trial>/`` (run directories), ``results.csv`` (long format),
+``published/`` (the eval returns in the layouts of the SimbaV2 authors' baseline CSVs and
+of the MR.Q release's ``results/*_results.txt``, to overlay curves on theirs),
 ``summary.csv`` / ``summary.md`` (final return mean and 95% CI per cell; IQM and
 probability of improvement of MST over dense per algorithm with stratified-bootstrap CIs,
 from ``rliable``), ``cross_algo.png``. Running the same command again skips finished trials
@@ -495,6 +497,87 @@ def write_results(rows: list[dict[str, Any]], out: Path) -> None:
         w.writerows(rows)
 
 
+# -- exports in the layouts of published results ----------------------------------------
+#: The names the MR.Q release's result files give a benchmark's envs ("Env: Dmc-walker-walk").
+_MRQ_ENV_PREFIX = {"dmc": "Dmc", "gym": "Gym"}
+
+
+def _exp_name(row: dict[str, Any]) -> str:
+    return f"{row['algo']}-{row['regime']}-{row['scale']}"
+
+
+def _bare_env(env: str) -> str:
+    """``dmc:walker-walk -> walker-walk``, ``gym:Pendulum-v1 -> Pendulum-v1``."""
+    return env.split(":", 1)[1]
+
+
+def write_simbav2_layout(rows: list[dict[str, Any]], path: Path) -> None:
+    """Eval returns as the long CSV the SimbaV2 authors publish for every baseline.
+
+    Header ``,exp_name,env_name,seed,metric,env_step,value`` (a leading row index), one row
+    per (experiment, env, seed, env step), metric ``avg_return``, env names without the
+    backend (``walker-walk``, ``Pendulum-v1``), experiment ``<algo>-<regime>-<scale>``.
+    """
+    returns = sorted(
+        (r for r in rows if r["metric"] == "return"),
+        key=lambda r: (_exp_name(r), r["env"], int(r["env_step"]), int(r["seed"])),
+    )
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["", "exp_name", "env_name", "seed", "metric", "env_step", "value"])
+        for i, r in enumerate(returns):
+            w.writerow([i, _exp_name(r), _bare_env(r["env"]), int(r["seed"]), "avg_return",
+                        int(r["env_step"]), f"{float(r['value']):.5f}"])
+
+
+def _mrq_cell(text: str, last: bool) -> str:
+    """A cell of the MR.Q release's tables: padded with tabs to the next 16-column stop."""
+    return text if last else text + "\t" * (2 if len(text) < 8 else 1)
+
+
+def write_mrq_layout(rows: list[dict[str, Any]], folder: Path) -> list[Path]:
+    """Eval returns as the MR.Q release's ``results/<benchmark>_results.txt`` tables.
+
+    One file per experiment (``<algo>-<regime>-<scale>_results.txt``); per env a block
+    ``--------------------`` / ``Env: Dmc-walker-walk`` / ``Timestep  Seed 0  Seed 1 ...``
+    with one line per evaluated step, values ``%.5f`` and tab-aligned like the release's
+    files. A seed without an evaluation at a step gets ``nan``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, dict[str, dict[int, dict[int, float]]]] = {}
+    for r in rows:
+        if r["metric"] != "return":
+            continue
+        env = tables.setdefault(_exp_name(r), {}).setdefault(r["env"], {})
+        env.setdefault(int(r["env_step"]), {})[int(r["seed"])] = float(r["value"])
+    paths = []
+    for exp, envs in sorted(tables.items()):
+        lines = []
+        for env, steps in sorted(envs.items()):
+            backend = env.split(":", 1)[0]
+            seeds = sorted({s for per_step in steps.values() for s in per_step})
+            lines += ["-" * 20, f"Env: {_MRQ_ENV_PREFIX[backend]}-{_bare_env(env)}"]
+            head = ["Timestep"] + [f"Seed {s}" for s in seeds]
+            lines.append("".join(_mrq_cell(h, i == len(head) - 1) for i, h in enumerate(head)))
+            for step in sorted(steps):
+                cells = [str(step)] + [f"{steps[step].get(s, math.nan):.5f}" for s in seeds]
+                lines.append("".join(
+                    _mrq_cell(c, i == len(cells) - 1) for i, c in enumerate(cells)))
+        lines.append("-" * 20)
+        path = folder / f"{exp}_results.txt"
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def export_published(rows: list[dict[str, Any]], out: Path) -> None:
+    """``published/``: the eval returns in the SimbaV2 and MR.Q result layouts."""
+    folder = out / "published"
+    folder.mkdir(exist_ok=True)
+    write_simbav2_layout(rows, folder / "simbav2_layout.csv")
+    write_mrq_layout(rows, folder / "mrq_layout")
+
+
 # -- command line -----------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
@@ -546,6 +629,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcomes = run_in_process(trials, out, args.max_retries)
         rows = collect_results(trials, out)
         write_results(rows, out)
+        export_published(rows, out)
         summarise(trials, out, outcomes, command, reps=args.bootstrap_reps)
         plot(rows, out)
     except GridError as err:

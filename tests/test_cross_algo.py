@@ -76,6 +76,15 @@ def test_interrupted_grid_completes_without_redoing_finished_trials(local_grid):
     assert {"return", "critic/dormant_ratio", "critic/stable_rank", "actor/stable_rank"} <= metrics
     summary = (local / "summary.md").read_text()
     assert "P(mst > dense)" in summary and "failed after retries: 0" in summary
+    # the published-layout exports hold exactly the eval returns of results.csv
+    returns = {(f"{r['algo']}-{r['regime']}-{r['scale']}", r["seed"], r["env_step"]):
+               float(r["value"]) for r in results if r["metric"] == "return"}
+    simba = rows(local / "published" / "simbav2_layout.csv")
+    assert {(r["exp_name"], r["seed"], r["env_step"]): float(r["value"]) for r in simba} == (
+        pytest.approx(returns, abs=1e-5))
+    tables = sorted((local / "published" / "mrq_layout").glob("*_results.txt"))
+    assert [t.name for t in tables] == sorted(
+        {f"{exp}_results.txt" for exp, _, _ in returns})
 
 
 @pytest.mark.slow
@@ -159,3 +168,38 @@ def test_failed_trials_are_retried_then_reported(tmp_path, capsys, monkeypatch):
     summary = (out / "summary.md").read_text()
     assert "failed after retries: 2" in summary
     assert "FAILED sac-mst-0.0625x-gym-Pendulum-v1-s0 (3 attempts): RuntimeError: boom" in summary
+
+
+def test_published_layouts_match_hand_written_files(tmp_path):
+    """MR.Q release tables (tab stops of 16 columns) and SimbaV2's long CSV, written by hand."""
+    base = {"algo": "sac", "regime": "mst", "scale": "1x", "metric": "return"}
+    rows_ = [
+        {**base, "env": "dmc:walker-walk", "seed": 0, "env_step": 0, "value": 1.5},
+        {**base, "env": "dmc:walker-walk", "seed": 1, "env_step": 0, "value": 22.25},
+        {**base, "env": "dmc:walker-walk", "seed": 0, "env_step": 5000, "value": 301.125},
+        {**base, "env": "gym:Pendulum-v1", "seed": 0, "env_step": 0, "value": -1234.5},
+        {**base, "metric": "critic/stable_rank", "env": "dmc:walker-walk", "seed": 0,
+         "env_step": 0, "value": 9.0},
+    ]
+    cross_algo.write_mrq_layout(rows_, tmp_path / "mrq")
+    text = (tmp_path / "mrq" / "sac-mst-1x_results.txt").read_text()
+    assert text == (
+        "--------------------\n"
+        "Env: Dmc-walker-walk\n"
+        "Timestep\tSeed 0\t\tSeed 1\n"
+        "0\t\t1.50000\t\t22.25000\n"
+        "5000\t\t301.12500\tnan\n"
+        "--------------------\n"
+        "Env: Gym-Pendulum-v1\n"
+        "Timestep\tSeed 0\n"
+        "0\t\t-1234.50000\n"
+        "--------------------\n"
+    )
+    cross_algo.write_simbav2_layout(rows_, tmp_path / "simba.csv")
+    assert (tmp_path / "simba.csv").read_text().splitlines() == [
+        ",exp_name,env_name,seed,metric,env_step,value",
+        "0,sac-mst-1x,walker-walk,0,avg_return,0,1.50000",
+        "1,sac-mst-1x,walker-walk,1,avg_return,0,22.25000",
+        "2,sac-mst-1x,walker-walk,0,avg_return,5000,301.12500",
+        "3,sac-mst-1x,Pendulum-v1,0,avg_return,0,-1234.50000",
+    ]
