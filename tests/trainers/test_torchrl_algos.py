@@ -122,3 +122,35 @@ def test_bad_algo_input_is_one_clear_line(flags, message, tmp_path, capsys):
                  "10", "--steps", "400", *flags, "--out", str(tmp_path / "r"), "--quiet"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_ppo_clips_each_network_apart_so_the_critic_scale_cannot_shrink_actor_steps():
+    """The actor's PPO update does not depend on how large the critic's loss is.
+
+    Advantages are computed once per rollout, so the actor's minibatch gradients are the same
+    whatever the critic loss weight; with one clip over both networks, a critic gradient 1e6
+    times larger would rescale (here: practically stop) every actor step.
+    """
+    from torchrl.collectors import Collector
+
+    def actor_after_update(critic_coeff):
+        torch.manual_seed(0)
+        run = TorchRLRun(tiny("ppo", recipe="baseline"))
+        run.loss.critic_coeff.fill_(critic_coeff)
+        collector = Collector(run.env, run.explore, frames_per_batch=200, total_frames=200,
+                              auto_register_policy_transforms=False)
+        batch = next(iter(collector))
+        collector.shutdown()
+        before = [p.detach().clone() for p in run.loss.actor_network_params.values(True, True)]
+        torch.manual_seed(1)
+        run._ppo_update(batch)
+        after = [p.detach().clone() for p in run.loss.actor_network_params.values(True, True)]
+        return before, after
+
+    before, small = actor_after_update(0.5)
+    before_big, big = actor_after_update(1e6)
+    for b, bb in zip(before, before_big, strict=True):
+        assert torch.equal(b, bb)  # same start
+    assert any(not torch.equal(b, a) for b, a in zip(before, small, strict=True))
+    for a, b in zip(small, big, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

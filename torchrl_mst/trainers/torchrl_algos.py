@@ -100,7 +100,8 @@ ALGO_DEFAULTS: dict[str, AlgoDefaults] = {
         max_grad_norm=0.5,
         source="CleanRL ppo_continuous_action.py (lr 3e-4, 2048 steps per rollout, 10 epochs "
         "of 64-sample minibatches, gamma 0.99, GAE lambda 0.95, clip 0.2, value coeff 0.5, "
-        "no entropy bonus, grad-norm clip 0.5; without its lr annealing)",
+        "no entropy bonus, grad-norm clip 0.5, here per network; without its lr annealing "
+        "and reward/observation normalisation)",
     ),
 }
 
@@ -420,8 +421,13 @@ class TorchRLRun:
         flat = batch.reshape(-1)
         sums: dict[str, float] = {"loss/actor": 0.0, "loss/critic": 0.0}
         count = 0
-        all_params = [
-            p for opt in self.optimizers.values() for g in opt.param_groups for p in g["params"]
+        # The grad-norm clip applies to each network apart. CleanRL clips actor and critic
+        # jointly, but it also normalises rewards: without that, the critic's gradient (its
+        # targets are raw returns) dominates a joint norm and shrinks every actor step (on
+        # Pendulum, dense PPO went from -1601 to -1491 in 24k steps with a joint clip and to
+        # -102 at 40k with per-network clips; docs/howto/cross-algo.md).
+        groups = [
+            [p for g in opt.param_groups for p in g["params"]] for opt in self.optimizers.values()
         ]
         metrics: dict[str, float] = {}
         for _ in range(hp.epochs):
@@ -437,7 +443,8 @@ class TorchRLRun:
                 for ctl in self.controllers.values():
                     ctl.mask_gradients()
                 if hp.max_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(all_params, hp.max_grad_norm)
+                    for params in groups:
+                        torch.nn.utils.clip_grad_norm_(params, hp.max_grad_norm)
                 for role, opt in self.optimizers.items():
                     opt.step()
                     ctl = self.controllers.get(role)
