@@ -203,3 +203,21 @@ def test_published_layouts_match_hand_written_files(tmp_path):
         "2,sac-mst-1x,walker-walk,0,avg_return,5000,301.12500",
         "3,sac-mst-1x,Pendulum-v1,0,avg_return,0,-1234.50000",
     ]
+
+
+def test_release_layout_export_reads_back_with_the_release_side_by_side_parser(tmp_path):
+    """What write_mrq_layout writes, compare_curves.read_release_table reads (per env)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "release_side_by_side"
+    spec_ = importlib.util.spec_from_file_location("compare_curves", path / "compare_curves.py")
+    compare = importlib.util.module_from_spec(spec_)
+    spec_.loader.exec_module(compare)
+    base = {"algo": "mrq", "regime": "dense", "scale": "1x", "metric": "return"}
+    rows_ = [
+        {**base, "env": env, "seed": seed, "env_step": step, "value": 100 * seed + step / 1000 + k}
+        for k, env in enumerate(["dmc:walker-walk", "dmc:walker-stand"])
+        for seed in (0, 1, 2) for step in (0, 5000, 10000)
+    ]
+    cross_algo.write_mrq_layout(rows_, tmp_path)
+    table = compare.read_release_table(tmp_path / "mrq-dense-1x_results.txt", "Dmc-walker-stand")
+    assert table == {step: pytest.approx([100 * s + step / 1000 + 1 for s in (0, 1, 2)])
+                     for step in (0, 5000, 10000)}

@@ -1,4 +1,4 @@
-"""Bisection: the release's loop, env and replay buffer (imported unmodified), with OUR networks,
+"""Bisection: the release's loop and env (imported unmodified) with OUR replay buffer, networks,
 MRQLoss and MRQ training step, and our policy for acting."""
 
 import json
