@@ -326,6 +326,12 @@ def _final_returns(trials: list[dict[str, Any]], out: Path) -> dict[str, float]:
     return finals
 
 
+def _trial_wall_time(run: Path) -> float:
+    """Training + evaluation seconds of a run (its last evals.csv row; 0 if none)."""
+    evals = _read_csv(run / "evals.csv")
+    return float(evals[-1]["wall_time"]) if evals else 0.0
+
+
 def _mean_ci(values: list[float]) -> tuple[float, float]:
     """Mean and half-width of a Student-t 95% CI (NaN for one value)."""
     n = len(values)
@@ -340,9 +346,12 @@ def _mean_ci(values: list[float]) -> tuple[float, float]:
 
 def summarise(
     trials: list[dict[str, Any]], out: Path, outcomes: dict[str, dict[str, Any]], command: str,
-    reps: int = 2_000,
+    reps: int = 2_000, elapsed: float | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Write summary.csv and summary.md; return (cells, comparisons)."""
+    """Write summary.csv and summary.md; return (cells, comparisons).
+
+    ``elapsed``: seconds this invocation took (reported beside the trials' own wall time).
+    """
     finals = _final_returns(trials, out)
     cells: dict[tuple, list[float]] = {}
     for t in trials:
@@ -387,6 +396,11 @@ def summarise(
         lines.append("(no algorithm has both dense and mst trials finished)")
     lines += ["", f"Trials: {len(trials)}; finished: {len(finals)}; failed after retries: "
               f"{len(failed)}."]
+    trial_time = sum(_trial_wall_time(out / "trials" / t["name"]) for t in trials)
+    timing = f"Wall time of the trials' training and evaluation, summed: {trial_time:.0f} s"
+    if elapsed is not None:
+        timing += f"; this invocation of the command: {elapsed:.0f} s"
+    lines += ["", timing + "."]
     for name, o in sorted(failed.items()):
         lines.append(f"- FAILED {name} ({o['attempts']} attempts): {o['error']}")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
@@ -630,7 +644,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = collect_results(trials, out)
         write_results(rows, out)
         export_published(rows, out)
-        summarise(trials, out, outcomes, command, reps=args.bootstrap_reps)
+        summarise(trials, out, outcomes, command, reps=args.bootstrap_reps,
+                  elapsed=time.perf_counter() - t0)
         plot(rows, out)
     except GridError as err:
         print(f"error: {err}", file=sys.stderr)

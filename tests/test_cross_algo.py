@@ -76,6 +76,7 @@ def test_interrupted_grid_completes_without_redoing_finished_trials(local_grid):
     assert {"return", "critic/dormant_ratio", "critic/stable_rank", "actor/stable_rank"} <= metrics
     summary = (local / "summary.md").read_text()
     assert "P(mst > dense)" in summary and "failed after retries: 0" in summary
+    assert "this invocation of the command:" in summary
     # the published-layout exports hold exactly the eval returns of results.csv
     returns = {(f"{r['algo']}-{r['regime']}-{r['scale']}", r["seed"], r["env_step"]):
                float(r["value"]) for r in results if r["metric"] == "return"}

@@ -44,3 +44,10 @@ def test_rigl_paper_options_are_cli_flags():
         "zero", True, 50)
     with pytest.raises(SystemExit):
         parser.parse_args(["--regrow-dropped", "maybe"])
+    # a bare boolean flag means true; the config refuses compile for TorchRL's losses
+    assert parser.parse_args(["--compile"]).compile is True
+    assert parser.parse_args(["--compile", "false"]).compile is False
+    from torchrl_mst.config import TrainConfig
+
+    with pytest.raises(ValueError, match=r"compile is an MR\.Q option"):
+        TrainConfig(algo="sac", compile=True)

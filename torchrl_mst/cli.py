@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import get_type_hints
+from typing import Any, get_type_hints
 
 __all__ = ["main", "preset_table"]
 
@@ -51,12 +51,14 @@ def _config_flags(parser: argparse.ArgumentParser) -> None:
             float | None: float,
             bool: _parse_bool,
         }.get(hint, str)
+        extra: dict[str, Any] = {"nargs": "?", "const": True} if base is _parse_bool else {}
         parser.add_argument(
             flag,
             dest=f.name,
             type=base,
             default=None,
             help=f"{f.metadata.get('help', '')} (default: {f.default})",
+            **extra,
         )
 
 

@@ -76,6 +76,11 @@ class TrainConfig:
         "cpu",
         "torch device of networks and replay",
     )
+    compile: bool = _field(
+        False,
+        "mrq: run the encoder, critic and actor losses through torch.compile (first steps "
+        "are slow while it compiles); masks, optimizers and RigL updates stay eager",
+    )
     batch_size: int = _field(
         256,
         "windows per update (MR.Q: 256)",
@@ -193,6 +198,13 @@ class TrainConfig:
             raise ValueError(f"algo must be one of mrq, sac, td3, ppo, got {self.algo!r}.")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be a positive float, got {self.learning_rate!r}.")
+        if not isinstance(self.compile, bool):
+            raise ValueError(f"compile must be true or false, got {self.compile!r}.")
+        if self.compile and self.algo != "mrq":
+            raise ValueError(
+                f"compile is an MR.Q option; --algo {self.algo} runs TorchRL's losses eagerly "
+                "(drop --compile)."
+            )
         if self.gamma is not None and (self.algo == "mrq" or not 0 < self.gamma <= 1):
             raise ValueError(
                 f"gamma ({self.gamma!r}) is a sac/td3/ppo option in (0, 1]; MR.Q keeps its own."

@@ -179,3 +179,41 @@ def test_loading_a_sparsified_mrq_loss_is_order_independent(order):
     mrq2.controllers["critic"].apply_masks()  # the next controller step zeroes nothing trained
     for a, b in zip(w_before, loss2.critic_params.values(True, True)):
         assert torch.equal(a, b)
+
+
+@pytest.mark.slow
+# tensordict reads a dynamo flag that torch 2.13 deprecates (a FutureWarning while tracing)
+@pytest.mark.filterwarnings("ignore:torch._dynamo.config.inline_inbuilt_nn_modules")
+def test_compiled_losses_give_the_eager_step(monkeypatch):
+    """MRQ(compile=True) = MRQ(compile=False) through bursts, copies and a RigL critic.
+
+    Inductor's own RNG is swapped for eager's (``fallback_random``) so both draw the same
+    target-policy noise; what is left is float reassociation in fused kernels.
+    """
+    import warnings
+
+    import torch._inductor.config as inductor_config
+
+    with warnings.catch_warnings():  # torch's own import-time warning (torch.utils.mkldnn)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import torch._inductor.compile_fx
+    monkeypatch.setattr(inductor_config, "fallback_random", True)
+    torch._dynamo.reset()
+    runs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        nets = make_mrq_networks(4, 2, scale=TINY)
+        loss = MRQLoss(nets.encoder, nets.critic, nets.actor, use_done_loss=False)
+        rb = filled_buffer()
+        mrq = MRQ(loss, rb, regimes={"critic": RigL(sparsity=0.6, update_interval=3, stop_step=8)},
+                  target_update_interval=4, seed=0, compile=compiled)
+        torch.manual_seed(1)
+        metrics = [mrq.step() for _ in range(9)]
+        runs.append((metrics, [p.detach().clone() for p in loss.parameters()]))
+    (eager_m, eager_p), (comp_m, comp_p) = runs
+    assert mrq.compiled
+    for a, b in zip(eager_m, comp_m, strict=True):
+        for key in ("loss/critic", "loss/actor", "loss/encoder", "q/mean"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
+    for a, b in zip(eager_p, comp_p, strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)

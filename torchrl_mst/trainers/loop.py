@@ -121,9 +121,10 @@ class _Run:
                 f"({str(err).splitlines()[0] if str(err) else type(err).__name__}); choose a "
                 "smaller --scale (see `torchrl-mst presets` for parameter counts)."
             ) from None
+        # the loss's own buffers (reward bins, reward scales) live with the networks
         self.loss = MRQLoss(
             self.networks.encoder, self.networks.critic, self.networks.actor, use_done_loss=False
-        )
+        ).to(cfg.device)
         self.replay = MRQReplayBuffer(
             cfg.buffer_size, horizon=5, batch_size=cfg.batch_size, device=cfg.device, seed=cfg.seed
         )
@@ -138,6 +139,7 @@ class _Run:
             regimes=regimes,
             target_update_interval=cfg.target_update_interval,
             seed=cfg.seed,
+            compile=cfg.compile,
         )
         self.policy, self.explore = make_mrq_policies(
             self.networks.encoder, self.networks.actor, self.env.action_spec

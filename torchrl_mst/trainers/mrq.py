@@ -49,6 +49,10 @@ class MRQ:
         critic_grad_clip: gradient-norm clip of the critic (20).
         target_update_interval: steps between target copies and encoder bursts (250).
         seed: seed of the sparse controllers' RNG.
+        compile: run the three losses (forward and backward) through ``torch.compile``.
+            Masks, clipping, optimizer steps and RigL topology updates stay eager. Off by
+            default; the compiled losses give the eager numbers up to float reassociation
+            (``tests/trainers/test_mrq_step.py``).
     """
 
     def __init__(
@@ -62,6 +66,7 @@ class MRQ:
         critic_grad_clip: float = 20.0,
         target_update_interval: int = 250,
         seed: int | None = None,
+        compile: bool = False,
     ) -> None:
         self.loss = loss
         self.replay_buffer = replay_buffer
@@ -98,6 +103,14 @@ class MRQ:
         self.target_copy = MRQHardUpdate(loss, interval=target_update_interval)
         self.num_steps = 0
         self.burst_metrics: dict[str, float] = {}
+        self.compiled = compile
+        self._encoder_loss = loss.encoder_loss
+        self._critic_loss = loss.critic_loss
+        self._actor_loss = loss.actor_loss
+        if compile:
+            self._encoder_loss = torch.compile(loss.encoder_loss)
+            self._critic_loss = torch.compile(loss.critic_loss)
+            self._actor_loss = torch.compile(loss.actor_loss)
 
     def step(self) -> dict[str, float]:
         """One MR.Q training step (class docstring: the order).
@@ -114,7 +127,7 @@ class MRQ:
             loss.refresh_reward_scale(buffer.reward_abs_mean())  # target scale <- scale <- new
             loss.use_done_loss.fill_(buffer.any_terminal())  # done term once a terminal exists
             for _ in range(self.target_update_interval):  # the encoder burst
-                loss_encoder, terms = loss.encoder_loss(buffer.sample())
+                loss_encoder, terms = self._encoder_loss(buffer.sample())
                 encoder_grad_norm = self._update("encoder", loss_encoder, metrics)
             self.burst_metrics = {
                 M.LOSS_ENCODER: float(loss_encoder.detach()),
@@ -126,11 +139,11 @@ class MRQ:
         metrics.update(self.burst_metrics)
         t1 = time.perf_counter()
         batch = buffer.sample()
-        loss_critic, critic_out = loss.critic_loss(batch)  # also writes td_error into batch
+        loss_critic, critic_out = self._critic_loss(batch)  # also writes td_error into batch
         metrics[M.grad_norm("critic")] = self._update(
             "critic", loss_critic, metrics, clip=self.critic_grad_clip
         )
-        loss_actor, _ = loss.actor_loss(batch)
+        loss_actor, _ = self._actor_loss(batch)
         metrics[M.grad_norm("actor")] = self._update("actor", loss_actor, metrics)
         self.write_priorities(batch)
         self.num_steps += 1
