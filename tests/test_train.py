@@ -131,11 +131,22 @@ def test_cli_reports_bad_env_without_traceback(tmp_path, capsys):
         (dict(recipe="sparse"), "recipe must be 'baseline' or 'mst'"),
         (dict(logger="mlflow"), "logger must be"),
         (dict(mask_stop_fraction=0.0), "mask_stop_fraction"),
+        (dict(multistep_rule="exact"), "multistep_rule must be 'correct' or 'reference'"),
+        (dict(algo="sac", multistep_rule="reference"), "multistep_rule is an MR"),
     ],
 )
 def test_config_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+@pytest.mark.parametrize("rule", ["correct", "reference"])
+def test_multistep_rule_reaches_the_loss(rule):
+    from torchrl_mst.trainers.loop import _Run
+
+    run = _Run(TrainConfig(env="gym:Pendulum-v1", scale="0.0625x", multistep_rule=rule,
+                           buffer_size=1_000, threads=1))
+    assert run.loss.multistep_rule == rule
 
 
 def test_config_round_trip_and_unknown_fields(tmp_path):

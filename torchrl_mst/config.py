@@ -76,6 +76,12 @@ class TrainConfig:
         "cpu",
         "torch device of networks and replay",
     )
+    multistep_rule: str = _field(
+        "correct",
+        "mrq: the multi-step return near a termination: correct (the terminal reward counts, "
+        "nothing after it) or reference (the release's rule, docs/concepts/mrq.md); the same "
+        "on tasks that never terminate (DMC)",
+    )
     compile: bool = _field(
         False,
         "mrq: run the encoder, critic and actor losses through torch.compile (first steps "
@@ -198,6 +204,15 @@ class TrainConfig:
             raise ValueError(f"algo must be one of mrq, sac, td3, ppo, got {self.algo!r}.")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be a positive float, got {self.learning_rate!r}.")
+        if self.multistep_rule not in ("correct", "reference"):
+            raise ValueError(
+                f"multistep_rule must be 'correct' or 'reference', got {self.multistep_rule!r}."
+            )
+        if self.multistep_rule != "correct" and self.algo != "mrq":
+            raise ValueError(
+                f"multistep_rule is an MR.Q option; --algo {self.algo} uses TorchRL's value "
+                "estimators (drop --multistep-rule)."
+            )
         if not isinstance(self.compile, bool):
             raise ValueError(f"compile must be true or false, got {self.compile!r}.")
         if self.compile and self.algo != "mrq":

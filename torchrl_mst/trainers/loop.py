@@ -123,7 +123,11 @@ class _Run:
             ) from None
         # the loss's own buffers (reward bins, reward scales) live with the networks
         self.loss = MRQLoss(
-            self.networks.encoder, self.networks.critic, self.networks.actor, use_done_loss=False
+            self.networks.encoder,
+            self.networks.critic,
+            self.networks.actor,
+            use_done_loss=False,
+            multistep_rule=cfg.multistep_rule,  # type: ignore[arg-type]  # checked by the config
         ).to(cfg.device)
         self.replay = MRQReplayBuffer(
             cfg.buffer_size, horizon=5, batch_size=cfg.batch_size, device=cfg.device, seed=cfg.seed
