@@ -244,3 +244,12 @@ def test_tiny_mrq_learns_pendulum_well_above_random(tmp_path):
     before, after = float(evals[0]["return_mean"]), float(evals[-1]["return_mean"])
     assert before < -1000
     assert after > -600, after
+
+
+def test_default_steps_follow_the_domain_as_in_the_release(tmp_path):
+    assert TrainConfig(env="dmc:walker-walk").steps == 500_000
+    assert TrainConfig(env="gym:Pendulum-v1").steps == 1_000_000
+    assert TrainConfig(env="gym:Pendulum-v1", steps=12_345).steps == 12_345
+    cfg = TrainConfig(env="gym:Pendulum-v1")
+    cfg.save(tmp_path / "config.json")
+    assert TrainConfig.load(tmp_path / "config.json").steps == 1_000_000  # saved resolved

@@ -8,11 +8,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PRESETS", "TrainConfig"]
+__all__ = ["DEFAULT_STEPS", "PRESETS", "TrainConfig"]
 
 
 def _field(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
+
+
+#: Training length per env domain when ``steps`` is left out (the MR.Q release's protocol).
+DEFAULT_STEPS: dict[str, int] = {"dmc": 500_000, "gym": 1_000_000}
 
 
 @dataclass
@@ -31,9 +35,10 @@ class TrainConfig:
         0,
         "seed of the run (evaluation env: seed + 100)",
     )
-    steps: int = _field(
-        500_000,
-        "agent (environment) steps in total",
+    steps: int | None = _field(  # an int once constructed (the domain's default filled in)
+        None,
+        "agent (environment) steps in total (default: the domain's, as in the MR.Q release: "
+        "dmc 500,000, gym 1,000,000)",
     )
     recipe: str = _field(
         "mst",
@@ -171,6 +176,8 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
+        if self.steps is None:  # the MR.Q release's training length of the env's domain
+            self.steps = DEFAULT_STEPS.get(str(self.env).split(":", 1)[0], 500_000)
         for name in (
             "steps",
             "batch_size",
