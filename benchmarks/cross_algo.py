@@ -177,6 +177,25 @@ def _parse_sets(items: list[str], algo: str) -> dict[str, Any]:
     return fields
 
 
+def _with_defaults(trials: Any) -> Any:
+    """Saved trials with each config passed through ``TrainConfig`` again.
+
+    A grid made before a release that added a config field (with a default) is still the
+    same grid: its saved configs just lack the field.
+    """
+    from torchrl_mst.config import TrainConfig
+
+    if not isinstance(trials, list):
+        return trials
+    out = []
+    for t in trials:
+        try:
+            out.append({**t, "config": TrainConfig(**t["config"]).to_dict()})
+        except (KeyError, TypeError, ValueError):
+            out.append(t)  # not a config this version understands: compared as saved
+    return out
+
+
 def claim_out_dir(out: Path, trials: list[dict[str, Any]], command: str) -> None:
     """Write ``grid.json``, or check that the one already there is this grid."""
     spec = {"trials": [{k: t[k] for k in ("name", "config")} for t in trials]}
@@ -186,7 +205,7 @@ def claim_out_dir(out: Path, trials: list[dict[str, Any]], command: str) -> None
             old = json.loads(path.read_text())
         except ValueError:
             old = {}
-        if old.get("trials") != spec["trials"]:
+        if _with_defaults(old.get("trials")) != spec["trials"]:
             raise GridError(
                 f"--out {out} holds another grid ({len(old.get('trials', []))} trials, made by "
                 f"`{old.get('command', '?')}`); choose another --out, or rerun that command to "
@@ -350,7 +369,7 @@ def summarise(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Write summary.csv and summary.md; return (cells, comparisons).
 
-    ``elapsed``: seconds this invocation took (reported beside the trials' own wall time).
+    ``elapsed``: seconds this invocation spent running (or skipping) the trials.
     """
     finals = _final_returns(trials, out)
     cells: dict[tuple, list[float]] = {}
@@ -399,7 +418,7 @@ def summarise(
     trial_time = sum(_trial_wall_time(out / "trials" / t["name"]) for t in trials)
     timing = f"Wall time of the trials' training and evaluation, summed: {trial_time:.0f} s"
     if elapsed is not None:
-        timing += f"; this invocation of the command: {elapsed:.0f} s"
+        timing += f"; running (or skipping) the trials in this invocation: {elapsed:.0f} s"
     lines += ["", timing + "."]
     for name, o in sorted(failed.items()):
         lines.append(f"- FAILED {name} ({o['attempts']} attempts): {o['error']}")

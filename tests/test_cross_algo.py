@@ -76,7 +76,7 @@ def test_interrupted_grid_completes_without_redoing_finished_trials(local_grid):
     assert {"return", "critic/dormant_ratio", "critic/stable_rank", "actor/stable_rank"} <= metrics
     summary = (local / "summary.md").read_text()
     assert "P(mst > dense)" in summary and "failed after retries: 0" in summary
-    assert "this invocation of the command:" in summary
+    assert "running (or skipping) the trials in this invocation:" in summary
     # the published-layout exports hold exactly the eval returns of results.csv
     returns = {(f"{r['algo']}-{r['regime']}-{r['scale']}", r["seed"], r["env_step"]):
                float(r["value"]) for r in results if r["metric"] == "return"}
@@ -116,6 +116,23 @@ def test_bad_input_is_one_clear_line(flags, message, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert not (tmp_path / "g").exists()
+
+
+def test_grid_saved_before_a_new_config_field_is_still_the_same_grid(tmp_path):
+    """A grid.json whose configs lack a field added later (with its default) is accepted."""
+    args = cross_algo.parse_args([*TINY, "--out", str(tmp_path / "g")])
+    trials = cross_algo.build_grid(args)
+    cross_algo.claim_out_dir(tmp_path / "g", trials, "test")
+    saved = json.loads((tmp_path / "g" / "grid.json").read_text())
+    for t in saved["trials"]:
+        del t["config"]["multistep_rule"]  # as written by a version without that field
+    (tmp_path / "g" / "grid.json").write_text(json.dumps(saved))
+    cross_algo.claim_out_dir(tmp_path / "g", trials, "test")  # no GridError
+    for t in saved["trials"]:
+        t["config"]["seed"] += 1  # a different grid is still refused
+    (tmp_path / "g" / "grid.json").write_text(json.dumps(saved))
+    with pytest.raises(cross_algo.GridError, match="holds another grid"):
+        cross_algo.claim_out_dir(tmp_path / "g", trials, "test")
 
 
 def test_out_holding_another_grid_is_refused(tmp_path, capsys):
