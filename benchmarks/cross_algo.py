@@ -9,15 +9,19 @@ directory. Trials run one after another in this process, or as Ray tasks
     python benchmarks/cross_algo.py --preset paper --ray-address HEAD:6379 --gpus-per-trial 0.25
 
 Regimes: ``dense`` (the algorithm's dense baseline: ``--recipe baseline``), ``mst`` (dense
-encoder, RigL 0.6 critic, static 0.6 actor), ``static`` (static 0.6 everywhere), ``rigl``
-(RigL 0.6 everywhere). Outputs in ``--out``: ``grid.json`` (the grid; another grid is
-refused), ``trials/<trial>/`` (run directories), ``results.csv`` (long format),
-``published/`` (the eval returns in the layouts of the SimbaV2 authors' baseline CSVs and
-of the MR.Q release's ``results/*_results.txt``, to overlay curves on theirs),
-``summary.csv`` / ``summary.md`` (final return mean and 95% CI per cell; IQM and
-probability of improvement of MST over dense per algorithm with stratified-bootstrap CIs,
-from ``rliable``), ``cross_algo.png``. Running the same command again skips finished trials
-and resumes interrupted ones. See ``docs/howto/cross-algo.md``.
+encoder, RigL 0.6 critic, static 0.6 actor, on the recipe's strong blocks), ``static``
+(static 0.6 everywhere), ``rigl`` (RigL 0.6 everywhere), and the two cells that separate
+MST's blocks from its sparsity: ``dense-strong`` (dense, MST's blocks) and ``mst-plain``
+(MST's sparsity, the baseline's blocks).
+
+Outputs in ``--out``: ``grid.json`` (the grid; another grid is refused),
+``trials/<trial>/`` (run directories), ``results.csv`` (long format), ``published/`` (the
+eval returns in the layouts of the SimbaV2 authors' baseline CSVs and of the MR.Q
+release's ``results/*_results.txt``, to overlay curves on theirs), ``summary.csv`` /
+``summary.md`` (final return mean and 95% CI per cell; IQM and probability of improvement
+of MST over dense per algorithm with stratified-bootstrap CIs, from ``rliable``),
+``cross_algo.png``. Running the same command again skips finished trials and resumes
+interrupted ones. See ``docs/howto/cross-algo.md``.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 os.environ.setdefault("RL_WARNINGS", "0")
 
 ALGOS = ("mrq", "sac", "td3", "ppo")
-REGIMES = ("dense", "mst", "static", "rigl")
+REGIMES = ("dense", "mst", "static", "rigl", "dense-strong", "mst-plain")
 SCALES_HELP = "network scales, e.g. 0.125x 1x 3x"
 
 #: The regime of each cell, as ``TrainConfig`` fields (``encoder`` only for MR.Q).
@@ -51,6 +55,10 @@ REGIME_FIELDS: dict[str, dict[str, Any]] = {
                "actor": "static:0.6"},
     "rigl": {"recipe": "mst", "encoder": "rigl:0.6", "critic": "rigl:0.6",
              "actor": "rigl:0.6"},
+    # the 2x2 that separates MST's two changes: blocks (strong = LayerNorm + residual, types
+    # 6/6/5; plain = the baseline's 4/4/3) and module-specific sparsity
+    "dense-strong": {"recipe": "mst", "encoder": "dense", "critic": "dense", "actor": "dense"},
+    "mst-plain": {"recipe": "baseline", "critic": "rigl:0.6", "actor": "static:0.6"},
 }
 
 _SMALL = dict(

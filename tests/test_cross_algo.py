@@ -164,6 +164,13 @@ def test_presets_build_valid_grids():
     quick = cross_algo.build_grid(cross_algo.parse_args([]))
     assert {t["algo"] for t in quick} == {"mrq", "sac", "td3", "ppo"}
     assert {t["regime"] for t in quick} == {"dense", "mst"}
+    ablation = cross_algo.build_grid(cross_algo.parse_args(
+        ["--algos", "sac", "--regimes", "dense-strong", "mst-plain"]))
+    cfgs = {t["regime"]: t["config"] for t in ablation}
+    assert (cfgs["dense-strong"]["recipe"], cfgs["dense-strong"]["critic"],
+            cfgs["dense-strong"]["actor"]) == ("mst", "dense", "dense")
+    assert (cfgs["mst-plain"]["recipe"], cfgs["mst-plain"]["critic"],
+            cfgs["mst-plain"]["actor"]) == ("baseline", "rigl:0.6", "static:0.6")
     paper = cross_algo.build_grid(cross_algo.parse_args(["--preset", "paper"]))
     assert len(paper) == 4 * 2 * 3 * 2 * 10
     assert {t["env"] for t in paper} == {"dmc:dog-run", "dmc:humanoid-run"}
