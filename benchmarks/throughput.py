@@ -98,6 +98,11 @@ def build_ours(scale: Any, regime: str, data: dict, args: argparse.Namespace, co
 
 def build_release(release_dir: str, width: float, data: dict, args: argparse.Namespace):
     """The release's Agent at ``width`` x its default widths, its own buffer filled alike."""
+    if not (Path(release_dir) / "MRQ.py").is_file():
+        raise SystemExit(
+            f"error: --release {release_dir} has no MRQ.py; pass the MRQ/ folder of a checkout "
+            "of github.com/facebookresearch/MRQ (e.g. /tmp/mrq_rel/MRQ)."
+        )
     sys.path.insert(0, release_dir)
     if args.device == "cpu":  # the release sizes its buffer's device from free CUDA memory
         torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)
@@ -156,7 +161,10 @@ def peak_memory_gib(device: str) -> float:
 
 def parse_scale(text: str) -> tuple[Any, float]:
     """``(scale for make_mrq_networks, width multiplier)``; ``xl`` and ``<float>x`` too."""
-    return text, get_scale_preset(text).width_multiplier
+    try:
+        return text, get_scale_preset(text).width_multiplier
+    except ValueError as err:
+        raise SystemExit(f"error: --scales {text}: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
