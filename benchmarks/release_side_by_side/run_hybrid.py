@@ -1,10 +1,8 @@
 """Bisection: the release's loop, env and replay buffer (imported unmodified), with OUR networks,
 MRQLoss and MRQ training step, and our policy for acting."""
 
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
 os.environ.setdefault("MUJOCO_GL", "disable")
@@ -15,6 +13,7 @@ torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)
 torch.set_num_threads(1)
 import buffer
 import env_preprocessing
+from _common import JsonlLog, action_stats, eval_row, evaluate, our_policy
 from tensordict import TensorDict
 
 from torchrl_mst.modules import make_mrq_networks
@@ -71,41 +70,14 @@ loss = MRQLoss(nets.encoder, nets.critic, nets.actor, use_done_loss=False)
 mrq = MRQ(loss, Shim(), seed=seed)
 
 
-def act(state, explore):
-    with torch.no_grad():
-        a = nets.actor(nets.encoder.zs(torch.tensor(state, dtype=torch.float).reshape(1, -1)))[0]
-        if explore:
-            a = a + torch.randn_like(a) * 0.2
-        return a.clamp(-1, 1).numpy().flatten()
-
-
-log = open(out, "w")
-
-
-def emit(**kw):
-    log.write(json.dumps(kw) + "\n")
-    log.flush()
-
-
+act = our_policy(nets)
+log = JsonlLog(out)
 state = env.reset()
-t0 = time.time()
 acts = []
 qs = []
 for t in range(steps + 1):
     if t % 5000 == 0:
-        rets = []
-        for _ in range(10):
-            s, term, trunc = eval_env.reset(), False, False
-            while not (term or trunc):
-                s, _, term, trunc = eval_env.step(act(np.array(s), False))
-            rets.append(eval_env.ep_total_reward)
-        emit(
-            kind="eval",
-            step=t,
-            mean=float(np.mean(rets)),
-            rets=[float(r) for r in rets],
-            wall=time.time() - t0,
-        )
+        log.emit(**eval_row(t, evaluate(eval_env, lambda s: act(s, False))))
     if t == steps:
         break
     action = env.action_space.sample() if rb.size < RANDOM else act(np.array(state), True)
@@ -117,16 +89,7 @@ for t in range(steps + 1):
         m = mrq.step()
         qs.append(m["q/mean"])
     if terminated or truncated:
-        a = np.stack(acts)
-        emit(
-            kind="episode",
-            step=t + 1,
-            ret=float(env.ep_total_reward),
-            sat=float((a >= 0.999).mean()),
-            absmean=float(a.mean()),
-            q=float(np.mean(qs)) if qs else None,
-            reward_scale=float(loss.reward_scale),
-            wall=time.time() - t0,
-        )
+        log.emit(kind="episode", step=t + 1, ret=float(env.ep_total_reward), **action_stats(acts),
+                 q=float(np.mean(qs)) if qs else None, reward_scale=float(loss.reward_scale))
         acts, qs = [], []
         state = env.reset()

@@ -1,10 +1,8 @@
 """Run the authors' MR.Q release (imported unmodified from /tmp/mrq_rel/MRQ) on CPU with
 extra logging of training-episode returns and stored action statistics."""
 
-import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
 os.environ.setdefault("MUJOCO_GL", "disable")
@@ -15,6 +13,7 @@ torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)  # CUDA stub: store
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
 import env_preprocessing
 import MRQ
+from _common import JsonlLog, action_stats, eval_row, evaluate
 
 env_name, seed, steps, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 np.random.seed(seed)
@@ -30,33 +29,13 @@ agent = MRQ.Agent(
     torch.device("cpu"),
     env.history,
 )
-log = open(out, "w")
-
-
-def emit(**kw):
-    log.write(json.dumps(kw) + "\n")
-    log.flush()
-
-
+log = JsonlLog(out)
 state = env.reset()
-t0 = time.time()
 acts = []
 for t in range(steps + 1):
     if t % 5000 == 0:
-        rets = []
-        for _ in range(10):
-            s, term, trunc = eval_env.reset(), False, False
-            while not (term or trunc):
-                a = agent.select_action(np.array(s), use_exploration=False)
-                s, _, term, trunc = eval_env.step(a)
-            rets.append(eval_env.ep_total_reward)
-        emit(
-            kind="eval",
-            step=t,
-            mean=float(np.mean(rets)),
-            rets=[float(r) for r in rets],
-            wall=time.time() - t0,
-        )
+        det = lambda s: agent.select_action(s, use_exploration=False)  # noqa: E731
+        log.emit(**eval_row(t, evaluate(eval_env, det)))
     if t == steps:
         break
     action = agent.select_action(np.array(state))
@@ -68,16 +47,7 @@ for t in range(steps + 1):
     state = next_state
     agent.train()
     if terminated or truncated:
-        a = np.stack(acts)
-        emit(
-            kind="episode",
-            step=t + 1,
-            ret=float(env.ep_total_reward),
-            sat=float((a >= 0.999).mean()),
-            absmean=float(a.mean()),
-            reward_scale=float(agent.reward_scale),
-            wall=time.time() - t0,
-            train_steps=agent.training_steps,
-        )
+        log.emit(kind="episode", step=t + 1, ret=float(env.ep_total_reward), **action_stats(acts),
+                 reward_scale=float(agent.reward_scale), train_steps=agent.training_steps)
         acts = []
         state = env.reset()
