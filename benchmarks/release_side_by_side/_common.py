@@ -1,14 +1,59 @@
-"""Pieces the side-by-side scripts share: JSONL logging, evaluation, action statistics."""
+"""Pieces the side-by-side scripts share. Import it before any module of the release.
+
+Importing it puts the release's ``MRQ/`` folder (``$MRQ_RELEASE``, default
+``/tmp/mrq_rel/MRQ``) first on ``sys.path``, keeps DMC off any display, and stubs
+``torch.cuda.mem_get_info`` so that the release's buffer allocates on the CPU.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
+sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
+os.environ.setdefault("MUJOCO_GL", "disable")
+
 import numpy as np
 import torch
+from tensordict import TensorDict
+
+torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)  # the release's buffer on the CPU
+
+
+def release_envs(env_name: str, seed: int) -> tuple[Any, Any]:
+    """Seed numpy and torch, then the release's training env and its eval env (seed + 100)."""
+    import env_preprocessing  # the release's
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    env = env_preprocessing.Env(env_name, seed, eval_env=False)
+    return env, env_preprocessing.Env(env_name, seed + 100, eval_env=True)
+
+
+def transition(
+    s: np.ndarray, a: np.ndarray, ns: np.ndarray, r: float, terminated: bool, truncated: bool,
+    traj_id: int,
+) -> TensorDict:
+    """One transition as our replay buffer takes it from a TorchRL collector, batch ``[1]``."""
+    return TensorDict(
+        {
+            "observation": torch.tensor(s, dtype=torch.float32)[None],
+            "action": torch.tensor(a, dtype=torch.float32)[None],
+            "collector": {"traj_ids": torch.tensor([traj_id])},
+            "next": {
+                "observation": torch.tensor(ns, dtype=torch.float32)[None],
+                "reward": torch.tensor([[r]], dtype=torch.float32),
+                "terminated": torch.tensor([[terminated]]),
+                "truncated": torch.tensor([[truncated]]),
+                "done": torch.tensor([[terminated or truncated]]),
+            },
+        },
+        [1],
+    )
 
 
 class JsonlLog:

@@ -1,13 +1,8 @@
-import os
-import sys
 
-sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
+import _common  # first: puts the release on sys.path
+import buffer
 import numpy as np
 import torch
-
-torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)
-import buffer
-from tensordict import TensorDict
 
 from torchrl_mst.data import MRQReplayBuffer
 
@@ -29,23 +24,7 @@ for e in range(E):
         trunc = k == L - 1
         rel_slot[t] = rel.ind
         rel.add(s, a, ns, r, False, trunc)
-        ours.extend(
-            TensorDict(
-                {
-                    "observation": torch.tensor(s)[None],
-                    "action": torch.tensor(a)[None],
-                    "collector": {"traj_ids": torch.tensor([e])},
-                    "next": {
-                        "observation": torch.tensor(ns)[None],
-                        "reward": torch.tensor([[r]]),
-                        "terminated": torch.tensor([[False]]),
-                        "truncated": torch.tensor([[trunc]]),
-                        "done": torch.tensor([[trunc]]),
-                    },
-                },
-                [1],
-            )
-        )
+        ours.extend(_common.transition(s, a, ns, r, False, trunc, e))
         s = ns
         t += 1
 ours.sample()  # flush

@@ -1,15 +1,10 @@
 """Both buffers in lockstep: same stream, same LAP-like updates; compare the ages sampled."""
 
-import os
-import sys
 
-sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
+import _common  # first: puts the release on sys.path
+import buffer
 import numpy as np
 import torch
-
-torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)
-import buffer
-from tensordict import TensorDict
 
 from torchrl_mst.data import MRQReplayBuffer
 
@@ -38,23 +33,7 @@ for e in range(E):
         trunc = k == L - 1
         slot2t_rel[rel.ind] = t
         rel.add(s, a, ns, 0.1, False, trunc)
-        ours.extend(
-            TensorDict(
-                {
-                    "observation": torch.tensor(s)[None],
-                    "action": torch.tensor(a)[None],
-                    "collector": {"traj_ids": torch.tensor([e])},
-                    "next": {
-                        "observation": torch.tensor(ns)[None],
-                        "reward": torch.tensor([[0.1]]),
-                        "terminated": torch.tensor([[False]]),
-                        "truncated": torch.tensor([[trunc]]),
-                        "done": torch.tensor([[trunc]]),
-                    },
-                },
-                [1],
-            )
-        )
+        ours.extend(_common.transition(s, a, ns, 0.1, False, trunc, e))
         if t >= START:
             rel.sample(3)
             it = np.array([slot2t_rel[int(i)] for i in rel.sampled_ind])

@@ -4,15 +4,12 @@ MRQLoss and MRQ training step, and our policy for acting."""
 import os
 import sys
 
-sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
-os.environ.setdefault("MUJOCO_GL", "disable")
+import _common  # first: puts the release on sys.path
 import numpy as np
 import torch
 
-torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)
 torch.set_num_threads(1)
 import buffer
-import env_preprocessing
 from _common import JsonlLog, action_stats, eval_row, evaluate, our_policy
 from tensordict import TensorDict
 
@@ -22,10 +19,7 @@ from torchrl_mst.trainers.mrq import MRQ
 
 env_name, seed, steps, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 RANDOM = int(os.environ.get("RANDOM_STEPS", "10000"))
-np.random.seed(seed)
-torch.manual_seed(seed)
-env = env_preprocessing.Env(env_name, seed, eval_env=False)
-eval_env = env_preprocessing.Env(env_name, seed + 100, eval_env=True)
+env, eval_env = _common.release_envs(env_name, seed)
 rb = buffer.ReplayBuffer(
     env.obs_shape,
     env.action_dim,

@@ -4,22 +4,16 @@ extra logging of training-episode returns and stored action statistics."""
 import os
 import sys
 
-sys.path.insert(0, os.environ.get("MRQ_RELEASE", "/tmp/mrq_rel/MRQ"))  # release MRQ/ dir
-os.environ.setdefault("MUJOCO_GL", "disable")
+import _common  # first: puts the release on sys.path
 import numpy as np
 import torch
 
-torch.cuda.mem_get_info = lambda *a, **k: (1 << 40, 1 << 40)  # CUDA stub: store on "device" (CPU)
 torch.set_num_threads(int(os.environ.get("THREADS", "1")))
-import env_preprocessing
 import MRQ
 from _common import JsonlLog, action_stats, eval_row, evaluate
 
 env_name, seed, steps, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-np.random.seed(seed)
-torch.manual_seed(seed)
-env = env_preprocessing.Env(env_name, seed, eval_env=False)
-eval_env = env_preprocessing.Env(env_name, seed + 100, eval_env=True)
+env, eval_env = _common.release_envs(env_name, seed)
 agent = MRQ.Agent(
     env.obs_shape,
     env.action_dim,
