@@ -30,7 +30,9 @@ td["observation"] = torch.as_tensor(
 )
 rng = np.random.default_rng(seed)
 obs_diff = reward_diff = 0.0
+steps = 0
 for _ in range(10_000):
+    steps += 1
     action = rng.uniform(-1, 1, size=release.action_dim).astype(np.float32)
     state, reward, terminated, truncated = release.step(action)
     nxt = ours.step(td.set("action", torch.from_numpy(action)))["next"]
@@ -39,7 +41,7 @@ for _ in range(10_000):
     if terminated or truncated or nxt["done"].item():
         break
     td = nxt
-print(f"{name} seed {seed}: episode of {release.t} steps (ours {nxt['step_count'].item()})")
+print(f"{name} seed {seed}: episode of {steps} steps (ours {nxt['step_count'].item()})")
 print(f"  release: terminated={terminated} truncated={truncated}")
 print(f"  ours:    terminated={nxt['terminated'].item()} truncated={nxt['truncated'].item()}")
 print(f"  max |obs diff| {obs_diff:.2e}, max |reward diff| {reward_diff:.2e}")
