@@ -19,13 +19,15 @@ ratio column.
 
     python benchmarks/throughput.py --scales 1x --regimes dense mst --modes eager \
         --release /tmp/mrq_rel/MRQ --out benchmarks/results/throughput_cpu.md
-    python benchmarks/throughput.py --device cuda --scales 1x 3x 5x xl --modes eager compiled
+    python benchmarks/throughput.py --device cuda --scales 1x 3x 5x xl --modes eager compiled \
+        --precisions fp32 high bf16
     python benchmarks/throughput.py --quick            # tiny widths, seconds, no file
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import resource
@@ -69,7 +71,17 @@ def synthetic_transitions(n: int, seed: int = 0) -> dict[str, np.ndarray]:
     }
 
 
-def build_ours(scale: Any, regime: str, data: dict, args: argparse.Namespace, compiled: bool):
+#: ``--precisions``: (float32 matmul precision, autocast dtype of the MR.Q losses).
+PRECISIONS: dict[str, tuple[str, torch.dtype | None]] = {
+    "fp32": ("highest", None),
+    "high": ("high", None),  # TF32 tensor cores on NVIDIA GPUs
+    "medium": ("medium", None),
+    "bf16": ("highest", torch.bfloat16),  # --autocast bf16
+}
+
+
+def build_ours(scale: Any, regime: str, data: dict, args: argparse.Namespace, compiled: bool,
+               autocast: torch.dtype | None = None):
     """(MRQ, networks) of one configuration, its replay filled with ``data``."""
     recipe = RECIPES["baseline" if regime == "dense" else "mst"]
     torch.manual_seed(0)
@@ -92,7 +104,7 @@ def build_ours(scale: Any, regime: str, data: dict, args: argparse.Namespace, co
         for name, (spec, _) in recipe.items()
     }
     mrq = MRQ(loss, rb, regimes=regimes, target_update_interval=args.interval, seed=0,
-              compile=compiled)
+              compile=compiled, autocast=autocast)
     return mrq, nets
 
 
@@ -172,6 +184,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scales", nargs="+", default=["1x"], help="e.g. 1x 3x 5x xl 0.25x")
     p.add_argument("--regimes", nargs="+", default=["dense", "mst"], choices=["dense", "mst"])
     p.add_argument("--modes", nargs="+", default=["eager"], choices=["eager", "compiled"])
+    p.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(PRECISIONS),
+                   help="fp32; high / medium: torch.set_float32_matmul_precision (high = TF32 "
+                   "on NVIDIA GPUs); bf16: the losses under bf16 autocast (--autocast bf16)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--batch-size", type=int, default=256)
@@ -196,28 +211,33 @@ def main(argv: list[str] | None = None) -> int:
         release = build_release(args.release, width, data, args) if args.release else None
         configs = {}
         for regime in args.regimes:
-            for mode in args.modes:
-                mrq, nets = build_ours(scale, regime, data, args, mode == "compiled")
+            for mode, precision in itertools.product(args.modes, args.precisions):
+                matmul, autocast = PRECISIONS[precision]
+                torch.set_float32_matmul_precision(matmul)
+                mrq, nets = build_ours(scale, regime, data, args, mode == "compiled", autocast)
                 mrq.step()  # first burst (and compilation) outside the timing
                 for _ in range(args.interval - 1):
                     mrq.step()
-                configs[(regime, mode)] = (mrq, nets)
+                configs[(regime, mode, precision)] = (mrq, nets)
         rates: dict[Any, list[float]] = {key: [] for key in configs}
         rates["release"] = []
+        torch.set_float32_matmul_precision("highest")  # the release: fp32, its default
         if release is not None:
             for _ in range(args.interval):
                 release.train()
         for _ in range(args.rounds):  # interleaved: every side sees the same machine state
             for key, (mrq, _) in configs.items():
+                torch.set_float32_matmul_precision(PRECISIONS[key[2]][0])
                 rates[key].append(steps_per_second(mrq.step, args.steps, args.device))
+            torch.set_float32_matmul_precision("highest")
             if release is not None:
                 rates["release"].append(steps_per_second(release.train, args.steps, args.device))
         release_rate = max(rates["release"]) if rates["release"] else None
-        for (regime, mode), (mrq, nets) in configs.items():
-            rate = max(rates[(regime, mode)])
+        for (regime, mode, precision), (mrq, nets) in configs.items():
+            rate = max(rates[(regime, mode, precision)])
             flops = flops_per_step(mrq)
             rows.append({
-                "scale": scale_text, "regime": regime, "mode": mode,
+                "scale": scale_text, "regime": regime, "mode": mode, "precision": precision,
                 "params_m": count_parameters(nets)["total"]["total"] / 1e6,
                 "steps_s": rate, "release_s": release_rate,
                 "gflop": flops / 1e9, "achieved": rate * flops / ceiling,
@@ -234,15 +254,16 @@ def main(argv: list[str] | None = None) -> int:
         f"MR.Q step = 1 critic + 1 actor update + 1 amortised encoder update, batch "
         f"{args.batch_size}, obs {OBS}, action {ACT}; best of {args.rounds} interleaved rounds "
         f"of {args.steps} steps.", "",
-        "| scale | regime | mode | params (M) | steps/s | release steps/s | ours / release "
-        "| GFLOP/step | achieved / matmul rate | peak GiB |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| scale | regime | mode | precision | params (M) | steps/s | release steps/s "
+        "| ours / release | GFLOP/step | achieved / matmul rate | peak GiB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         rel = r["release_s"]
         rel_cells = ("", "") if rel is None else (f"{rel:.2f}", f"{r['steps_s'] / rel:.2f}")
         lines.append(
-            f"| {r['scale']} | {r['regime']} | {r['mode']} | {r['params_m']:.2f} | "
+            f"| {r['scale']} | {r['regime']} | {r['mode']} | {r['precision']} | "
+            f"{r['params_m']:.2f} | "
             f"{r['steps_s']:.2f} | {rel_cells[0]} | {rel_cells[1]} | {r['gflop']:.2f} | "
             f"{r['achieved']:.1%} | {r['peak_gib']:.2f} |")
     report = "\n".join(lines) + "\n"

@@ -135,6 +135,9 @@ def test_cli_reports_bad_env_without_traceback(tmp_path, capsys):
         (dict(mask_stop_fraction=0.0), "mask_stop_fraction"),
         (dict(multistep_rule="exact"), "multistep_rule must be 'correct' or 'reference'"),
         (dict(algo="sac", multistep_rule="reference"), "multistep_rule is an MR"),
+        (dict(matmul_precision="tf32"), "matmul_precision must be one of highest, high, medium"),
+        (dict(autocast="fp16"), "autocast must be one of none, bf16"),
+        (dict(algo="td3", autocast="bf16"), "autocast is an MR.Q option"),
     ],
 )
 def test_config_validation(kwargs, match):
@@ -298,3 +301,17 @@ def test_baseline_run_updates_exactly_like_a_bare_mrq():
         assert m_run[M.LOSS_CRITIC] == m_bare[M.LOSS_CRITIC]
     for (name, a), b in zip(run.networks.named_parameters(), nets.parameters(), strict=True):
         assert torch.equal(a, b), name
+
+
+def test_matmul_precision_is_set_for_the_run_and_restored(tmp_path, monkeypatch):
+    seen = []
+    real = torch.set_float32_matmul_precision
+    monkeypatch.setattr(torch, "set_float32_matmul_precision",
+                        lambda p: (seen.append(p), real(p))[1])
+    before = torch.get_float32_matmul_precision()
+    train(TrainConfig(**SHORT, matmul_precision="medium", autocast="bf16"), tmp_path / "r",
+          quiet=True)
+    assert seen == ["medium", before]
+    assert torch.get_float32_matmul_precision() == before
+    cfg = TrainConfig.load(tmp_path / "r" / "config.json")
+    assert (cfg.matmul_precision, cfg.autocast) == ("medium", "bf16")

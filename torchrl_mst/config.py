@@ -15,6 +15,11 @@ def _field(default: Any, help: str) -> Any:
     return field(default=default, metadata={"help": help})
 
 
+#: Values of ``TrainConfig.matmul_precision`` (``torch.set_float32_matmul_precision``'s).
+MATMUL_PRECISIONS = ("highest", "high", "medium")
+#: Values of ``TrainConfig.autocast``: no autocast, or the MR.Q losses in bfloat16.
+AUTOCAST_DTYPES = ("none", "bf16")
+
 #: Training length per env domain when ``steps`` is left out (the MR.Q release's protocol).
 DEFAULT_STEPS: dict[str, int] = {"dmc": 500_000, "gym": 1_000_000}
 
@@ -91,6 +96,18 @@ class TrainConfig:
         False,
         "mrq: run the encoder, critic and actor losses through torch.compile (first steps "
         "are slow while it compiles); masks, optimizers and RigL updates stay eager",
+    )
+    matmul_precision: str = _field(
+        "highest",
+        "float32 matmuls (torch.set_float32_matmul_precision): highest (full fp32), high "
+        "(TF32 tensor cores on NVIDIA GPUs) or medium (bf16 internally where supported); "
+        "set for the run, restored after it",
+    )
+    autocast: str = _field(
+        "none",
+        "mrq: none, or bf16 (the encoder, critic and actor losses' forward passes under "
+        "torch.autocast in bfloat16; weights, optimizer states, acting and evaluation stay "
+        "fp32)",
     )
     batch_size: int = _field(
         256,
@@ -226,6 +243,20 @@ class TrainConfig:
             raise ValueError(
                 f"compile is an MR.Q option; --algo {self.algo} runs TorchRL's losses eagerly "
                 "(drop --compile)."
+            )
+        if self.matmul_precision not in MATMUL_PRECISIONS:
+            raise ValueError(
+                f"matmul_precision must be one of {', '.join(MATMUL_PRECISIONS)}, got "
+                f"{self.matmul_precision!r}."
+            )
+        if self.autocast not in AUTOCAST_DTYPES:
+            raise ValueError(
+                f"autocast must be one of {', '.join(AUTOCAST_DTYPES)}, got {self.autocast!r}."
+            )
+        if self.autocast != "none" and self.algo != "mrq":
+            raise ValueError(
+                f"autocast is an MR.Q option; --algo {self.algo} runs TorchRL's losses in fp32 "
+                "(drop --autocast; --matmul-precision works for every algorithm)."
             )
         if self.gamma is not None and (self.algo == "mrq" or not 0 < self.gamma <= 1):
             raise ValueError(

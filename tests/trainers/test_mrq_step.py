@@ -217,3 +217,29 @@ def test_compiled_losses_give_the_eager_step(monkeypatch):
             assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-5), key
     for a, b in zip(eager_p, comp_p, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_runs_the_losses_in_bf16_and_keeps_fp32_state():
+    nets, loss, rb, fp32 = make()
+    nets_bf16 = make_mrq_networks(4, 2, scale=TINY)
+    nets_bf16.load_state_dict(nets.state_dict())
+    loss_bf16 = MRQLoss(nets_bf16.encoder, nets_bf16.critic, nets_bf16.actor, use_done_loss=False)
+    bf16 = MRQ(loss_bf16, filled_buffer(), target_update_interval=10, seed=0,
+               autocast=torch.bfloat16)
+    seen = []
+    first_linear = next(m for m in nets_bf16.critic.modules() if isinstance(m, torch.nn.Linear))
+    first_linear.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    torch.manual_seed(0)
+    m32 = fp32.step()
+    torch.manual_seed(0)
+    m16 = bf16.step()
+    assert seen and set(seen) == {torch.bfloat16}
+    # the same batches, rounded differently: close but not equal
+    assert m16["loss/critic"] != m32["loss/critic"]
+    assert m16["loss/critic"] == pytest.approx(m32["loss/critic"], rel=5e-2)
+    assert all(p.dtype == torch.float32 for p in nets_bf16.parameters())
+    for opt in bf16.optimizers.values():
+        for state in opt.state.values():
+            assert state["exp_avg"].dtype == torch.float32
+    with pytest.raises(ValueError, match=r"autocast must be None, torch\.bfloat16"):
+        MRQ(loss_bf16, rb, autocast=torch.float64)

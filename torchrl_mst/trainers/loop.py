@@ -144,6 +144,7 @@ class _Run:
             target_update_interval=cfg.target_update_interval,
             seed=cfg.seed,
             compile=cfg.compile,
+            autocast=torch.bfloat16 if cfg.autocast == "bf16" else None,
         )
         self.policy, self.explore = make_mrq_policies(
             self.networks.encoder, self.networks.actor, self.env.action_spec
@@ -513,6 +514,23 @@ def train(
         FileExistsError: ``out_dir`` holds another run, or this run (resume it instead).
         TrainingDiverged: a loss, Q value or priority became non-finite.
     """
+    previous = torch.get_float32_matmul_precision()  # the run sets its own; put it back
+    try:
+        return _train(cfg, out_dir, resume=resume, overwrite=overwrite, quiet=quiet,
+                      stop_after=stop_after)
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def _train(
+    cfg: TrainConfig | None,
+    out_dir: str | Path,
+    *,
+    resume: bool,
+    overwrite: bool,
+    quiet: bool,
+    stop_after: int | None,
+) -> RunResult:
     import logging
 
     logging.getLogger("torchrl").setLevel(logging.WARNING)  # its INFO lines break the bar
@@ -530,6 +548,7 @@ def train(
     _check_logger(cfg)
     if not resume:
         _check_out_dir_usable(out_dir)
+    torch.set_float32_matmul_precision(cfg.matmul_precision)
     run = _make_run(cfg)  # validates every choice before anything is written
     if not resume:
         _prepare_out_dir(cfg, out_dir, overwrite)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -53,6 +54,10 @@ class MRQ:
             Masks, clipping, optimizer steps and RigL topology updates stay eager. Off by
             default; the compiled losses give the eager numbers up to float reassociation
             (``tests/trainers/test_mrq_step.py``).
+        autocast: run the three losses' forward passes under ``torch.autocast`` in this
+            dtype (``torch.bfloat16``); backward follows the forward's dtypes, weights,
+            gradients and optimizer states stay fp32. ``None`` (default): no autocast. Its
+            effect on the parity vectors is in ``docs/reference/benchmarks.md``.
     """
 
     def __init__(
@@ -67,6 +72,7 @@ class MRQ:
         target_update_interval: int = 250,
         seed: int | None = None,
         compile: bool = False,
+        autocast: torch.dtype | None = None,
     ) -> None:
         self.loss = loss
         self.replay_buffer = replay_buffer
@@ -104,6 +110,12 @@ class MRQ:
         self.num_steps = 0
         self.burst_metrics: dict[str, float] = {}
         self.compiled = compile
+        if autocast not in (None, torch.bfloat16, torch.float16):
+            raise ValueError(
+                f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}."
+            )
+        self.autocast = autocast
+        self._device_type = next(iter(loss.parameters())).device.type
         self._encoder_loss = loss.encoder_loss
         self._critic_loss = loss.critic_loss
         self._actor_loss = loss.actor_loss
@@ -127,7 +139,8 @@ class MRQ:
             loss.refresh_reward_scale(buffer.reward_abs_mean())  # target scale <- scale <- new
             loss.use_done_loss.fill_(buffer.any_terminal())  # done term once a terminal exists
             for _ in range(self.target_update_interval):  # the encoder burst
-                loss_encoder, terms = self._encoder_loss(buffer.sample())
+                with self._forward_precision():
+                    loss_encoder, terms = self._encoder_loss(buffer.sample())
                 encoder_grad_norm = self._update("encoder", loss_encoder, metrics)
             self.burst_metrics = {
                 M.LOSS_ENCODER: float(loss_encoder.detach()),
@@ -139,11 +152,13 @@ class MRQ:
         metrics.update(self.burst_metrics)
         t1 = time.perf_counter()
         batch = buffer.sample()
-        loss_critic, critic_out = self._critic_loss(batch)  # also writes td_error into batch
+        with self._forward_precision():
+            loss_critic, critic_out = self._critic_loss(batch)  # also writes td_error
         metrics[M.grad_norm("critic")] = self._update(
             "critic", loss_critic, metrics, clip=self.critic_grad_clip
         )
-        loss_actor, _ = self._actor_loss(batch)
+        with self._forward_precision():
+            loss_actor, _ = self._actor_loss(batch)
         metrics[M.grad_norm("actor")] = self._update("actor", loss_actor, metrics)
         self.write_priorities(batch)
         self.num_steps += 1
@@ -153,6 +168,12 @@ class MRQ:
         metrics[M.TIME_ENCODER_BURST] = t1 - t0
         metrics[M.TIME_CRITIC_ACTOR] = time.perf_counter() - t1
         return metrics
+
+    def _forward_precision(self) -> contextlib.AbstractContextManager:
+        """``torch.autocast`` in ``self.autocast``, or nothing."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._device_type, dtype=self.autocast)
 
     def _update(
         self,
