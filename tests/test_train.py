@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 
 import pytest
 import torch
@@ -185,9 +186,30 @@ def test_invalid_choices_leave_no_run_dir_behind(tmp_path):
     assert not out.exists()
 
 
-def test_discrete_action_envs_are_refused_clearly(tmp_path):
-    with pytest.raises(ValueError, match="continuous \\(bounded\\) actions only"):
-        train(TrainConfig(**(SHORT | dict(env="gym:CartPole-v1"))), tmp_path / "r", quiet=True)
+def test_discrete_actions_are_refused_clearly_by_torchrl_algos(tmp_path):
+    with pytest.raises(ValueError, match=r"continuous \(bounded\) actions only, got OneHot; "
+                                         r"MR.Q \(--algo mrq\) trains discrete-action tasks"):
+        train(TrainConfig(**(SHORT | dict(env="gym:CartPole-v1", algo="sac"))), tmp_path / "r",
+              quiet=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("recipe", ["baseline", "mst"])
+def test_tiny_mrq_trains_on_cartpole_with_one_hot_actions(tmp_path, recipe):
+    from torchrl_mst.trainers.loop import _Run
+
+    cfg = TrainConfig(**(TINY | dict(env="gym:CartPole-v1", recipe=recipe, steps=300,
+                                     eval_every=300, diagnostics_every=300, seed=1)))
+    result = train(cfg, tmp_path / "r", quiet=True)
+    assert result.steps == 300 and 8 <= result.final_eval["return_mean"] <= 500
+    diag = read_csv(tmp_path / "r" / "diagnostics.csv")[-1]
+    assert all(v == "" or math.isfinite(float(v)) for v in diag.values())
+    if recipe == "mst":
+        assert float(diag["critic/sparsity"]) == pytest.approx(0.6, abs=0.01)
+    run = _Run(cfg)
+    assert run.networks.actor.discrete and run.loss.discrete and run.loss.policy_noise == 0.1
+    ckpt = load_checkpoint(tmp_path / "r" / "checkpoint.pt")
+    assert ckpt["step"] == 300
 
 
 def test_missing_logger_package_is_a_clear_error(tmp_path, monkeypatch):
@@ -309,8 +331,9 @@ def test_matmul_precision_is_set_for_the_run_and_restored(tmp_path, monkeypatch)
     monkeypatch.setattr(torch, "set_float32_matmul_precision",
                         lambda p: (seen.append(p), real(p))[1])
     before = torch.get_float32_matmul_precision()
-    train(TrainConfig(**SHORT, matmul_precision="medium", autocast="bf16"), tmp_path / "r",
-          quiet=True)
+    with pytest.warns(UserWarning, match="--autocast bf16 on the CPU: without bf16 matmul"):
+        train(TrainConfig(**SHORT, matmul_precision="medium", autocast="bf16"), tmp_path / "r",
+              quiet=True)
     assert seen == ["medium", before]
     assert torch.get_float32_matmul_precision() == before
     cfg = TrainConfig.load(tmp_path / "r" / "config.json")

@@ -205,3 +205,37 @@ def test_flat_batch_is_refused_with_a_fix():
         loss.critic_loss(make_batch()[:, 0])
     with pytest.raises(ValueError, match="value_horizon is 3"):
         loss.critic_loss(make_batch(h=2))
+
+
+def test_discrete_actor_targets_the_one_hot_argmax_with_halved_noises():
+    nets = make_mrq_networks(4, 3, scale=TINY, discrete=True)
+    loss = MRQLoss(nets.encoder, nets.critic, nets.actor)
+    assert (loss.discrete, loss.policy_noise, loss.noise_clip) == (True, 0.1, 0.15)
+    cont = make_loss()[1]
+    assert (cont.discrete, cont.policy_noise, cont.noise_clip) == (False, 0.2, 0.3)
+    assert make_loss(policy_noise=0.05, noise_clip=0.5)[1].policy_noise == 0.05
+    batch = make_batch()
+    # stored discrete actions are the env's one-hot integers
+    batch["action"] = torch.nn.functional.one_hot(torch.randint(3, (6, 5)), 3)
+    actions = []
+    real_zsa = nets.encoder.zsa
+    nets.encoder.zsa = lambda zs, a: (actions.append(a), real_zsa(zs, a))[1]
+    torch.manual_seed(0)
+    loss.critic_loss(batch)
+    target_action, stored_action = actions  # the target's a' first, then the batch's action
+    assert target_action.dtype == torch.float32 and stored_action.dtype == torch.float32
+    assert torch.equal(stored_action, batch["action"][:, 0].float())
+    # a' is exactly one-hot: the argmax of the target actor's sample plus noise
+    assert set(target_action.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(target_action.sum(-1), torch.ones(6))
+    # and it is the argmax of that sample + noise, replayed with the same seed
+    torch.manual_seed(0)
+    with torch.no_grad(), loss.target_encoder_params.to_module(nets.encoder), \
+            loss.target_actor_params.to_module(nets.actor):
+        sample = nets.actor(nets.encoder.zs(batch["next", "observation"][:, 2]))[0]
+        noise = (torch.randn_like(sample) * 0.1).clamp(-0.15, 0.15)
+    assert torch.equal(target_action.argmax(-1), (sample + noise).argmax(-1))
+    # the actor's loss runs on the differentiable Gumbel-softmax sample
+    loss_actor, _ = loss.actor_loss(batch)
+    loss_actor.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in nets.actor.parameters())

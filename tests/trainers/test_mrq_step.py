@@ -3,7 +3,7 @@
 import pytest
 import torch
 from tensordict import TensorDict
-from torchrl.data import Bounded
+from torchrl.data import Bounded, Categorical, OneHot
 from torchrl.envs.utils import ExplorationType, set_exploration_type
 
 from torchrl_mst.data import MRQReplayBuffer
@@ -143,6 +143,43 @@ def test_exploration_policy_adds_clipped_noise_only_when_exploring():
     assert noisy.abs().max() <= 1.0
     unclipped = (noisy - clean)[(noisy.abs() < 1)]
     assert 0.17 < unclipped.std() < 0.23
+
+
+def test_discrete_policies_act_by_the_argmax_and_explore_with_half_the_noise():
+    nets = make_mrq_networks(4, 3, scale=TINY, discrete=True)
+    spec = OneHot(3)
+    policy, explore = make_mrq_policies(nets.encoder, nets.actor, spec)
+    assert explore.module.noise_std == 0.1
+    td = TensorDict({"observation": torch.randn(4096, 4)}, [4096])
+    with torch.no_grad():
+        torch.manual_seed(0)
+        acted = policy(td.clone())["action"]
+        torch.manual_seed(0)  # the same Gumbel draws: the argmax of the actor's sample
+        sample = nets.actor(nets.encoder.zs(td["observation"]))[0]
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            torch.manual_seed(0)
+            assert torch.equal(explore(td.clone())["action"], acted)
+        with set_exploration_type(ExplorationType.RANDOM):
+            torch.manual_seed(0)
+            noisy = explore(td.clone())["action"]
+    assert acted.dtype == spec.dtype and spec.is_in(acted[0])
+    assert torch.equal(acted, torch.nn.functional.one_hot(sample.argmax(-1), 3).to(spec.dtype))
+    # tau = 10 makes the sample nearly uniform, so N(0, 0.1) noise changes many argmaxes
+    changed = (noisy != acted).any(-1).float().mean()
+    assert 0.05 < changed < 0.9
+
+
+def test_discrete_and_continuous_mismatches_name_the_fix():
+    discrete = make_mrq_networks(4, 3, scale=TINY, discrete=True)
+    continuous = make_mrq_networks(4, 3, scale=TINY)
+    with pytest.raises(ValueError, match=r"continuous action spec with a discrete actor.*"
+                                         r"discrete=False"):
+        make_mrq_policies(discrete.encoder, discrete.actor, Bounded(-1.0, 1.0, shape=(3,)))
+    with pytest.raises(ValueError, match=r"discrete \(OneHot\) action spec with a continuous "
+                                         r"actor.*discrete=True"):
+        make_mrq_policies(continuous.encoder, continuous.actor, OneHot(3))
+    with pytest.raises(ValueError, match=r"Categorical .*one-hot actions"):
+        make_mrq_policies(discrete.encoder, discrete.actor, Categorical(3))
 
 
 def test_mrq_masks_are_in_the_loss_state_dict_and_targets_zero_from_construction():

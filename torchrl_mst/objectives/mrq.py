@@ -45,6 +45,12 @@ class MRQLoss(LossModule):
     * :meth:`actor_loss`: :math:`-\mathrm{mean}_k Q_k(z_{sa}(z_s, \pi(z_s))) +
       \lambda_{pre}\,\mathrm{mean}(\text{pre}^2)`; only the actor gets gradients.
 
+    Discrete actions (an actor built with ``discrete=True``): the actor's action is a
+    Gumbel-softmax sample (differentiable, used by ``actor_loss``), stored actions are
+    one-hot (any dtype; cast to float here), the target action ``a'`` is the one-hot of the
+    argmax of the target actor's sample plus clipped noise, and both noises default to half
+    their continuous values, as in the release.
+
     ``critic_loss`` writes the LAP priority :math:`\max(\max_k|Q_k - y|, 1)^{0.4}` of each
     window into the input batch under ``tensor_keys.priority`` (``"td_error"``), repeated
     over the window's steps (``[B, H]``; the replay buffer reads column 0).
@@ -60,9 +66,9 @@ class MRQLoss(LossModule):
         dynamics_weight: weight of the latent dynamics MSE (1).
         reward_weight: weight of the two-hot reward cross-entropy (0.1).
         done_weight: weight of the done MSE (0.1).
-        policy_noise: std of the TD3 target smoothing noise (0.2; halve for discrete
-            actions).
-        noise_clip: clip of that noise (0.3; halve for discrete actions).
+        policy_noise: std of the TD3 target smoothing noise (default: MR.Q's 0.2, or 0.1
+            for a discrete actor, whose one-hot actions span [0, 1] instead of [-1, 1]).
+        noise_clip: clip of that noise (default: 0.3, or 0.15 for a discrete actor).
         pre_activation_weight: actor pre-activation penalty (1e-5).
         lap_alpha: LAP priority exponent (0.4).
         min_priority: LAP floor on ``|delta|`` (1).
@@ -153,8 +159,8 @@ class MRQLoss(LossModule):
         dynamics_weight: float = 1.0,
         reward_weight: float = 0.1,
         done_weight: float = 0.1,
-        policy_noise: float = 0.2,
-        noise_clip: float = 0.3,
+        policy_noise: float | None = None,
+        noise_clip: float | None = None,
         pre_activation_weight: float = 1e-5,
         lap_alpha: float = 0.4,
         min_priority: float = 1.0,
@@ -184,8 +190,12 @@ class MRQLoss(LossModule):
         self.dynamics_weight = dynamics_weight
         self.reward_weight = reward_weight
         self.done_weight = done_weight
-        self.policy_noise = policy_noise
-        self.noise_clip = noise_clip
+        # Discrete actions live in [0, 1] (one-hot), continuous ones in [-1, 1]: MR.Q halves
+        # both noises for a discrete (Gumbel-softmax) actor.
+        self.discrete = bool(getattr(actor, "discrete", False))
+        half = 0.5 if self.discrete else 1.0
+        self.policy_noise = 0.2 * half if policy_noise is None else policy_noise
+        self.noise_clip = 0.3 * half if noise_clip is None else noise_clip
         self.pre_activation_weight = pre_activation_weight
         self.lap_alpha = lap_alpha
         self.min_priority = min_priority
@@ -241,9 +251,13 @@ class MRQLoss(LossModule):
             )
         k = self.tensor_keys
         end = td.shape[1] if horizon is None else horizon
+        obs = td.get(k.observation)[:, :end]
+        action = td.get(k.action)[:, :end]
+        if not action.is_floating_point():  # one-hot discrete actions, stored as the env's
+            action = action.to(obs.dtype)
         return (
-            td.get(k.observation)[:, :end],
-            td.get(k.action)[:, :end],
+            obs,
+            action,
             td.get(("next", k.observation))[:, :end],
             td.get(("next", k.reward))[:, :end].reshape(td.shape[0], end),
             td.get(("next", k.terminated))[:, :end].reshape(td.shape[0], end).float(),
@@ -298,7 +312,12 @@ class MRQLoss(LossModule):
             noise = (torch.randn_like(next_action) * self.policy_noise).clamp(
                 -self.noise_clip, self.noise_clip
             )
-            next_action = (next_action + noise).clamp(-1.0, 1.0)
+            next_action = next_action + noise
+            if self.discrete:  # the one-hot of the argmax, as the env would receive it
+                next_action = F.one_hot(next_action.argmax(-1), next_action.shape[-1])
+                next_action = next_action.to(next_zs.dtype)
+            else:
+                next_action = next_action.clamp(-1.0, 1.0)
             with self.target_encoder_params.to_module(self.encoder, preserve_module_state=False):
                 next_zsa = self.encoder.zsa(next_zs, next_action)
             with self.target_critic_params.to_module(self.critic, preserve_module_state=False):

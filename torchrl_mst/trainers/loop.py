@@ -94,9 +94,10 @@ class _Run:
         spec = parse_env_name(cfg.env)
         self.env = make_env(spec, seed=cfg.seed, device=cfg.device)
         self.eval_env = make_env(spec, seed=cfg.seed + 100, device=cfg.device)
-        _check_supported(cfg.env, self.env)
+        _check_supported(cfg.env, self.env, discrete_ok=True)
         obs_dim = self.env.observation_spec["observation"].shape[-1]
         action_dim = self.env.action_spec.shape[-1]
+        self.discrete = _is_one_hot(self.env.action_spec)
         plans = resolve_recipe(
             cfg.recipe,
             {"encoder": cfg.encoder, "critic": cfg.critic, "actor": cfg.actor},
@@ -111,6 +112,7 @@ class _Run:
                 encoder_type=plans["encoder"].block_type,
                 critic_type=plans["critic"].block_type,
                 actor_type=plans["actor"].block_type,
+                discrete=self.discrete,
                 device=cfg.device,
             )
         except (RuntimeError, MemoryError) as err:
@@ -146,6 +148,15 @@ class _Run:
             compile=cfg.compile,
             autocast=torch.bfloat16 if cfg.autocast == "bf16" else None,
         )
+        if cfg.autocast != "none" and torch.device(cfg.device).type == "cpu":
+            import warnings
+
+            warnings.warn(
+                f"--autocast {cfg.autocast} on the CPU: without bf16 matmul units it is slower, "
+                "not faster (14x slower measured on an x86_64 CPU, docs/reference/"
+                "benchmarks.md); it is meant for GPUs.",
+                stacklevel=2,
+            )
         self.policy, self.explore = make_mrq_policies(
             self.networks.encoder, self.networks.actor, self.env.action_spec
         )
@@ -181,7 +192,7 @@ class _Run:
         n = len(self.replay)
         idx = torch.randint(n, (min(DIAGNOSTICS_BATCH, n),), generator=self.diag_generator)
         batch = self.replay.storage[idx].to(self.cfg.device)
-        obs, action = batch["observation"], batch["action"]
+        obs, action = batch["observation"], batch["action"].to(batch["observation"].dtype)
         enc, critic, actor = self.networks.encoder, self.networks.critic, self.networks.actor
         out: dict[str, float] = {}
         with capture_activations(enc) as enc_acts:
@@ -241,7 +252,14 @@ class _Run:
         self.last_metrics = state["last_metrics"]
 
 
-def _check_supported(name: str, env: Any) -> None:
+def _is_one_hot(spec: Any) -> bool:
+    from torchrl.data import OneHot
+
+    return isinstance(spec, OneHot)
+
+
+def _check_supported(name: str, env: Any, *, discrete_ok: bool = False) -> None:
+    """Refuse, in one sentence naming the fix, an env the algorithm cannot train on."""
     from torchrl.data import Bounded
 
     obs_spec = env.observation_spec.get("observation", None)
@@ -251,10 +269,16 @@ def _check_supported(name: str, env: Any) -> None:
             f"{list(env.observation_spec.keys())}); pixel and dict observations are not "
             "supported yet. Use a state-based task or flatten it with a TorchRL transform."
         )
+    if discrete_ok and _is_one_hot(env.action_spec):
+        return
     if not isinstance(env.action_spec, Bounded) or not env.action_spec.dtype.is_floating_point:
+        what = "continuous (bounded) or one-hot discrete" if discrete_ok else (
+            "continuous (bounded)")
+        fix = ("" if discrete_ok else
+               "; MR.Q (--algo mrq) trains discrete-action tasks such as gym:CartPole-v1")
         raise ValueError(
-            f"{name}: the trainer supports continuous (bounded) actions only, got "
-            f"{type(env.action_spec).__name__}; MR.Q's discrete variant is not wired in yet."
+            f"{name}: this algorithm supports {what} actions only, got "
+            f"{type(env.action_spec).__name__}{fix}."
         )
 
 
