@@ -280,3 +280,26 @@ def test_bf16_autocast_runs_the_losses_in_bf16_and_keeps_fp32_state():
             assert state["exp_avg"].dtype == torch.float32
     with pytest.raises(ValueError, match=r"autocast must be None, torch\.bfloat16"):
         MRQ(loss_bf16, rb, autocast=torch.float64)
+
+
+def test_a_step_reads_its_metrics_from_the_device_in_one_copy(monkeypatch):
+    """Each float()/item() of a CUDA tensor waits for the device: the step's metrics come
+    back in one copy (grad norms, losses and Q are not read one by one)."""
+    import traceback
+
+    _, _, _, mrq = make(interval=10)
+    mrq.step()  # the burst
+    reads = []
+    for name in ("item", "__float__", "tolist"):
+        real = getattr(torch.Tensor, name)
+
+        def wrapped(self, *a, _real=real, _name=name, **k):
+            caller = traceback.extract_stack(limit=2)[0]
+            if caller.filename.endswith("trainers/mrq.py"):
+                reads.append((_name, caller.name))
+            return _real(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    metrics = mrq.step()  # no burst: one critic and one actor update
+    assert reads == [("tolist", "_to_floats")]
+    assert all(isinstance(v, float) for v in metrics.values())
