@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from torchrl_mst.compat import mrq_from_reference, mrq_to_reference
-from torchrl_mst.modules import make_mrq_networks
+from torchrl_mst.modules import MRQEncoder, make_mrq_networks
 from torchrl_mst.modules.blocks import xavier_bound
+from torchrl_mst.sparse import StaticSparse, sparsify
 
 GOLDEN = Path(__file__).parents[1] / "data_files" / "mrq_parity_v1.pt"
 
@@ -111,3 +112,41 @@ def test_mst_types_build_and_run():
     # obs(10) -> 512 first block is a plain projection.
     assert nets.actor.policy.blocks[0].residual == "pre"
     assert nets.encoder.zs_mlp.blocks[0].projection
+
+
+def test_pixel_encoder_is_the_releases_conv_trunk():
+    enc = MRQEncoder((9, 84, 84), 6)
+    convs = [m for m in enc.zs_mlp if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (9, 32, (3, 3), (2, 2)), (32, 32, (3, 3), (2, 2)), (32, 32, (3, 3), (2, 2)),
+        (32, 32, (3, 3), (1, 1))]
+    # 84 -> 41 -> 20 -> 9 -> 7: 32 * 7 * 7 = 1568 features into Linear(1568, 512)
+    head = enc.zs_mlp[-1]
+    assert (head.in_features, head.out_features) == (1568, 512)
+    # the release's counts by hand: 9*32*9+32, 3 x (32*32*9+32), 1568*512+512
+    assert sum(p.numel() for p in enc.zs_mlp.parameters()) == 2624 + 3 * 9248 + 803328
+    frames = torch.randint(0, 256, (4, 9, 84, 84), dtype=torch.uint8)
+    zs = enc.zs(frames)
+    assert zs.shape == (4, 512) and zs.dtype == torch.float32
+    # zs = elu(layer_norm(Linear(flatten(elu-convs(s / 255 - 0.5)))))
+    x = frames.float() / 255 - 0.5
+    for c in convs:
+        x = torch.nn.functional.elu(c(x))
+    by_hand = torch.nn.functional.elu(
+        torch.nn.functional.layer_norm(head(x.flatten(1)), (512,)))
+    torch.testing.assert_close(zs, by_hand)
+    torch.testing.assert_close(enc.zs(frames.float()), zs)
+    bound = xavier_bound(9 * 9, 32 * 9)
+    assert convs[0].weight.abs().max() <= bound and torch.count_nonzero(convs[0].bias) == 0
+
+
+def test_pixel_encoder_sparsifies_its_convolutions_and_refuses_tiny_frames():
+    nets = make_mrq_networks((3, 64, 64), 2, scale="0.25x")
+    ctl = sparsify(nets.encoder, StaticSparse(0.6), seed=0)
+    assert {f"zs_mlp.{i}.weight" for i in (0, 2, 4, 6)} <= set(ctl.masks)
+    total = sum(m.numel() for m in ctl.masks.values())
+    assert sum(int(m.sum()) for m in ctl.masks.values()) == round(0.4 * total)
+    with pytest.raises(ValueError, match=r"too small .* at least 23x23"):
+        MRQEncoder((3, 16, 16), 2)
+    with pytest.raises(ValueError, match=r"an int \(state\) or a \(C, H, W\) shape"):
+        MRQEncoder((84, 84), 2)

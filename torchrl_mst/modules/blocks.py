@@ -92,10 +92,11 @@ def _activation(name: str) -> nn.Module:
     return nn.ReLU() if name == "relu" else nn.ELU()
 
 
-def init_linear(linear: nn.Linear) -> None:
+def init_linear(linear: nn.Linear | nn.Conv2d) -> None:
     """MR.Q's initialisation: Xavier-uniform weight with the ReLU gain, zero bias.
 
-    ``W ~ U(-a, a)`` with ``a = sqrt(2) * sqrt(6 / (fan_in + fan_out))``.
+    ``W ~ U(-a, a)`` with ``a = sqrt(2) * sqrt(6 / (fan_in + fan_out))`` (for a convolution
+    the fans include the kernel size).
     """
     nn.init.xavier_uniform_(linear.weight, gain=nn.init.calculate_gain("relu"))
     if linear.bias is not None:

@@ -29,14 +29,26 @@ from torchrl_mst.modules.blocks import (
     init_linear,
 )
 
-__all__ = ["MRQActor", "MRQCritic", "MRQEncoder"]
+__all__ = ["PIXEL_CHANNELS", "MRQActor", "MRQCritic", "MRQEncoder"]
+
+
+#: Channels of every convolution of MR.Q's pixel encoder (fixed by the release, whatever
+#: the scale: the scale presets widen the MLPs).
+PIXEL_CHANNELS = 32
 
 
 class MRQEncoder(nn.Module):
     """MR.Q's encoder: state embedding, state-action embedding and latent model head.
 
+    Pixel observations (``obs_dim`` a ``(C, H, W)`` shape, e.g. ``(9, 84, 84)`` for three
+    stacked RGB frames): the state embedding is the release's convolutional one,
+    ``zs = norm_act(Linear(flatten(cnn(s / 255 - 0.5))))`` with ``cnn`` four 3x3
+    convolutions of 32 channels, strides 2, 2, 2, 1, each followed by the block type's
+    activation (``[B, 9, 84, 84] -> [B, 32, 7, 7] -> [B, 1568] -> [B, zs_dim]``). Frames may
+    come as ``uint8``; they are scaled here. The rest of the encoder is unchanged.
+
     Args:
-        obs_dim: observation size.
+        obs_dim: observation size, or the ``(C, H, W)`` shape of pixel observations.
         action_dim: action size.
 
     Keyword Args:
@@ -51,7 +63,7 @@ class MRQEncoder(nn.Module):
 
     def __init__(
         self,
-        obs_dim: int,
+        obs_dim: int | tuple[int, int, int],
         action_dim: int,
         *,
         zs_dim: int = 512,
@@ -64,11 +76,21 @@ class MRQEncoder(nn.Module):
     ) -> None:
         super().__init__()
         spec = block_spec(block_type)
-        for name, value in [("obs_dim", obs_dim), ("action_dim", action_dim), ("za_dim", za_dim),
+        self.pixel_obs = not isinstance(obs_dim, int)
+        obs_sizes = [("obs_dim", obs_dim)] if isinstance(obs_dim, int) else [
+            (f"obs_dim[{i}]", d) for i, d in enumerate(obs_dim)]
+        if self.pixel_obs and len(obs_sizes) != 3:
+            raise ValueError(
+                f"obs_dim must be an int (state) or a (C, H, W) shape (pixels), got {obs_dim!r}."
+            )
+        for name, value in [*obs_sizes, ("action_dim", action_dim), ("za_dim", za_dim),
                             ("num_bins", num_bins)]:
             _check_width(name, value)
         self.zs_dim, self.za_dim, self.zsa_dim, self.num_bins = zs_dim, za_dim, zsa_dim, num_bins
-        self.zs_mlp = MLP(obs_dim, zs_dim, hidden, num_blocks, block_type)
+        if isinstance(obs_dim, int):
+            self.zs_mlp: nn.Module = MLP(obs_dim, zs_dim, hidden, num_blocks, block_type)
+        else:
+            self.zs_mlp = _pixel_trunk(tuple(obs_dim), zs_dim, spec.activation)
         self.zs_norm: nn.Module = (
             nn.LayerNorm(zs_dim, elementwise_affine=False) if spec.layer_norm else nn.Identity()
         )
@@ -81,7 +103,9 @@ class MRQEncoder(nn.Module):
         init_linear(self.model)
 
     def zs(self, obs: torch.Tensor) -> torch.Tensor:
-        """State embedding ``[B, obs_dim] -> [B, zs_dim]``."""
+        """State embedding ``[B, obs_dim]`` (or ``[B, C, H, W]`` pixels) ``-> [B, zs_dim]``."""
+        if self.pixel_obs:  # uint8 (or float) frames in [0, 255] -> [-0.5, 0.5]
+            obs = obs.to(self.model.weight.dtype) / 255.0 - 0.5
         return self.zs_act(self.zs_norm(self.zs_mlp(obs)))
 
     def zsa(self, zs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
@@ -98,6 +122,25 @@ class MRQEncoder(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One latent-model step: ``model_head(zsa(zs, action))``."""
         return self.model_head(self.zsa(zs, action))
+
+
+def _pixel_trunk(shape: tuple[int, ...], zs_dim: int, activation: str) -> nn.Sequential:
+    """The release's pixel trunk: 4 convs (32 ch, 3x3, strides 2/2/2/1) + act, flatten, Linear."""
+    c, h, w = shape
+    layers: list[nn.Module] = []
+    for i, stride in enumerate((2, 2, 2, 1)):
+        conv = nn.Conv2d(c if i == 0 else PIXEL_CHANNELS, PIXEL_CHANNELS, 3, stride=stride)
+        init_linear(conv)
+        layers += [conv, _activation(activation)]
+        h, w = (h - 3) // stride + 1, (w - 3) // stride + 1
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"Pixel observations of shape {shape} are too small for MR.Q's four 3x3 "
+                "convolutions (strides 2, 2, 2, 1); use frames of at least 23x23 (MR.Q: 84x84)."
+            )
+    head = nn.Linear(PIXEL_CHANNELS * h * w, zs_dim)
+    init_linear(head)
+    return nn.Sequential(*layers, nn.Flatten(), head)
 
 
 class MRQCritic(nn.Module):

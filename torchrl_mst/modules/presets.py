@@ -107,7 +107,7 @@ class MRQNetworks(nn.Module):
 
 
 def make_mrq_networks(
-    obs_dim: int,
+    obs_dim: int | tuple[int, int, int],
     action_dim: int,
     *,
     scale: str | ScalePreset = "1x",
@@ -123,7 +123,8 @@ def make_mrq_networks(
     Defaults ``(4, 4, 3)`` at ``"1x"`` are MR.Q's networks; MST's are ``(6, 6, 5)``.
 
     Args:
-        obs_dim: observation size.
+        obs_dim: observation size, or the ``(C, H, W)`` shape of pixel observations (the
+            encoder then embeds states with MR.Q's convolutional trunk).
         action_dim: action size.
 
     Keyword Args:
