@@ -30,7 +30,8 @@ class MRQPolicy(nn.Module):
 
     Keyword Args:
         noise_std: exploration noise of a discrete actor (MR.Q: 0.1); ignored when continuous.
-        dtype: dtype of the discrete one-hot output (the action spec's). Defaults to float.
+        action_dtype: dtype of the discrete one-hot output (the action spec's). Defaults to
+            the actor's (float).
     """
 
     def __init__(
@@ -39,13 +40,13 @@ class MRQPolicy(nn.Module):
         actor: nn.Module,
         *,
         noise_std: float = 0.0,
-        dtype: torch.dtype | None = None,
+        action_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.encoder = encoder
         self.actor = actor
         self.noise_std = noise_std
-        self.dtype = dtype
+        self.action_dtype = action_dtype
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         """The actor's action on the encoder's state embedding."""
@@ -56,7 +57,7 @@ class MRQPolicy(nn.Module):
         if self.noise_std and explore:
             action = action + torch.randn_like(action) * self.noise_std
         one_hot = F.one_hot(action.argmax(-1), action.shape[-1])
-        return one_hot.to(self.dtype or action.dtype)
+        return one_hot.to(self.action_dtype or action.dtype)
 
 
 def make_mrq_policies(
@@ -108,11 +109,11 @@ def make_mrq_policies(
     if discrete_actor:
         std = 0.1 if noise_std is None else noise_std
         policy = TensorDictModule(
-            MRQPolicy(encoder, actor, dtype=action_spec.dtype),
+            MRQPolicy(encoder, actor, action_dtype=action_spec.dtype),
             in_keys=[observation_key], out_keys=[action_key],
         )
         explore = TensorDictModule(
-            MRQPolicy(encoder, actor, noise_std=std, dtype=action_spec.dtype),
+            MRQPolicy(encoder, actor, noise_std=std, action_dtype=action_spec.dtype),
             in_keys=[observation_key], out_keys=[action_key],
         )
         return policy, explore
