@@ -152,8 +152,8 @@ class _Run:
             import warnings
 
             warnings.warn(
-                f"--autocast {cfg.autocast} on the CPU: without bf16 matmul units it is slower, "
-                "not faster (14x slower measured on an x86_64 CPU, docs/reference/"
+                f"--autocast {cfg.autocast} on the CPU is likely slower, not faster: 14x slower "
+                "measured on an x86_64 CPU without bf16 matmul units (docs/reference/"
                 "benchmarks.md); it is meant for GPUs.",
                 stacklevel=2,
             )
