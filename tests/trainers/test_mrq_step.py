@@ -278,7 +278,7 @@ def test_bf16_autocast_runs_the_losses_in_bf16_and_keeps_fp32_state():
     for opt in bf16.optimizers.values():
         for state in opt.state.values():
             assert state["exp_avg"].dtype == torch.float32
-    with pytest.raises(ValueError, match=r"autocast must be None, torch\.bfloat16"):
+    with pytest.raises(ValueError, match=r"autocast must be None or torch\.bfloat16"):
         MRQ(loss_bf16, rb, autocast=torch.float64)
 
 

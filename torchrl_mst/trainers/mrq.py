@@ -110,12 +110,12 @@ class MRQ:
         self.num_steps = 0
         self.burst_metrics: dict[str, float] = {}
         self.compiled = compile
-        if autocast not in (None, torch.bfloat16, torch.float16):
+        if autocast not in (None, torch.bfloat16):
             raise ValueError(
-                f"autocast must be None, torch.bfloat16 or torch.float16, got {autocast!r}."
+                f"autocast must be None or torch.bfloat16 (float16 would need a gradient "
+                f"scaler), got {autocast!r}."
             )
         self.autocast = autocast
-        self._device_type = next(iter(loss.parameters())).device.type
         self._encoder_loss = loss.encoder_loss
         self._critic_loss = loss.critic_loss
         self._actor_loss = loss.actor_loss
@@ -175,7 +175,8 @@ class MRQ:
         """``torch.autocast`` in ``self.autocast``, or nothing."""
         if self.autocast is None:
             return contextlib.nullcontext()
-        return torch.autocast(self._device_type, dtype=self.autocast)
+        device_type = next(iter(self.loss.parameters())).device.type
+        return torch.autocast(device_type, dtype=self.autocast)
 
     def _update(
         self,
