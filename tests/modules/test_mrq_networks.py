@@ -146,7 +146,7 @@ def test_pixel_encoder_sparsifies_its_convolutions_and_refuses_tiny_frames():
     assert {f"zs_mlp.{i}.weight" for i in (0, 2, 4, 6)} <= set(ctl.masks)
     total = sum(m.numel() for m in ctl.masks.values())
     assert sum(int(m.sum()) for m in ctl.masks.values()) == round(0.4 * total)
-    with pytest.raises(ValueError, match=r"too small .* at least 23x23"):
+    with pytest.raises(ValueError, match=r"too small .* at least 31x31"):
         MRQEncoder((3, 16, 16), 2)
     with pytest.raises(ValueError, match=r"an int \(state\) or a \(C, H, W\) shape"):
         MRQEncoder((84, 84), 2)

@@ -136,7 +136,7 @@ def _pixel_trunk(shape: tuple[int, ...], zs_dim: int, activation: str) -> nn.Seq
         if h < 1 or w < 1:
             raise ValueError(
                 f"Pixel observations of shape {shape} are too small for MR.Q's four 3x3 "
-                "convolutions (strides 2, 2, 2, 1); use frames of at least 23x23 (MR.Q: 84x84)."
+                "convolutions (strides 2, 2, 2, 1); use frames of at least 31x31 (MR.Q: 84x84)."
             )
     head = nn.Linear(PIXEL_CHANNELS * h * w, zs_dim)
     init_linear(head)
